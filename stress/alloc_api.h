@@ -10,6 +10,10 @@
 #ifndef HAK_STRESS_ALLOC_API_H
 #define HAK_STRESS_ALLOC_API_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* posix_memalign, malloc_usable_size */
+#endif
+
 #include <stddef.h>
 
 #ifdef HAK_STRESS_PREFIXED

@@ -109,12 +109,14 @@ void hs_thread_join(pthread_t t)
  * Which allocator is under test */
 
 static char hs_alloc_desc[160];
+static int hs_alloc_is_debug;
 
 static const char *hs_detect_allocator(void)
 {
 #ifdef HAK_STRESS_PREFIXED
     snprintf(hs_alloc_desc, sizeof hs_alloc_desc, "hakmem-prefixed %s mode=%s", hak_variant(),
              hak_mode());
+    hs_alloc_is_debug = strcmp(hak_variant(), "debug") == 0;
 #else
     /* LD_PRELOAD=libhakmem.so makes hak_variant visible in the global scope. */
     const char *(*variant)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hak_variant");
@@ -122,6 +124,7 @@ static const char *hs_detect_allocator(void)
     if (variant != NULL) {
         snprintf(hs_alloc_desc, sizeof hs_alloc_desc, "hakmem %s mode=%s", variant(),
                  mode != NULL ? mode() : "?");
+        hs_alloc_is_debug = strcmp(variant(), "debug") == 0;
     } else {
         /* A preload that failed to load only warns (ld.so), and the test would silently run on
          * glibc: the ctest registrations set HAK_STRESS_EXPECT_HAKMEM=1 to make that a failure. */
@@ -201,6 +204,8 @@ void hs_init(hs_common_t *c, const char *prog, int argc, char **argv)
     }
     c->stamp = c->bench ? HS_STAMP_ENDS : HS_STAMP_FULL;
     c->allocator = hs_detect_allocator();
+    const char *slow = getenv("HAK_STRESS_SLOW");
+    c->slow = HS_SLOW_BUILD || hs_alloc_is_debug || (slow != NULL && slow[0] == '1');
 }
 
 void hs_parse(hs_common_t *c, int argc, char **argv, const hs_opt_t *opts)

@@ -22,8 +22,9 @@
 #include <string.h>
 
 /* --------------------------------------------------------------------------------------------
- * Build detection. HS_SLOW_BUILD is 1 under a sanitizer or in the prefixed (sanitizer) build:
- * short modes scale their loops down further so CI stays within a few seconds per program. */
+ * Build detection. HS_SLOW_BUILD is 1 under a sanitizer or in the prefixed (sanitizer) build;
+ * hs_init() adds run-time reasons (debug variant preloaded) into hs_common_t.slow, which short
+ * modes use to scale their loops down so CI stays within a few seconds per program. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HS_SANITIZED 1
 #elif defined(__has_feature)
@@ -244,6 +245,8 @@ typedef struct hs_common {
     uint64_t threads;
     hs_stamp_level_t stamp;
     const char *allocator; /* "system", "hakmem <variant> mode=<m>", "hakmem-prefixed ..." */
+    int slow; /* sanitizer/prefixed build, hakmem's debug variant, or HAK_STRESS_SLOW=1: short
+               * modes scale down further */
     double t_start;
 } hs_common_t;
 

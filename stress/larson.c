@@ -101,9 +101,9 @@ int main(int argc, char **argv)
 {
     hs_init(&lz_c, "larson", argc, argv);
     if (lz_c.short_mode) {
-        lz_slots = HS_SLOW_BUILD ? 500 : 1000;
-        lz_rounds = HS_SLOW_BUILD ? 10 : 20;
-        lz_generations = HS_SLOW_BUILD ? 8 : 100;
+        lz_slots = lz_c.slow ? 500 : 1000;
+        lz_rounds = lz_c.slow ? 10 : 20;
+        lz_generations = lz_c.slow ? 8 : 100;
     }
     const hs_opt_t opts[] = {
         {"min", HS_OPT_U64, &lz_min, "smallest block (default 8)"},

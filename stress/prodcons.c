@@ -211,7 +211,7 @@ int main(int argc, char **argv)
 {
     hs_init(&pc_c, "prodcons", argc, argv);
     if (pc_c.short_mode)
-        pc_items = HS_SLOW_BUILD ? 50000 : 1000000;
+        pc_items = pc_c.slow ? 50000 : 1000000;
     uint64_t qcap = 256;
     const hs_opt_t opts[] = {
         {"min", HS_OPT_U64, &pc_min, "smallest block (default 16)"},

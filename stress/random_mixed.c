@@ -4,6 +4,10 @@
  *
  * Checks: every block's stamps before it is freed, calloc'ed bookkeeping is zero, and
  * malloc_usable_size >= requested on a sample of blocks.
+ *
+ * --inject-corruption S is the checker's own test: after step S, thread 0 flips one byte inside
+ * a live block (a legal write, as a stray pointer of the program would do); the run must then
+ * fail with "FAIL corrupt block". ctest runs it so a checker that stopped checking is noticed.
  */
 #include "alloc_api.h"
 #include "common.h"
@@ -15,15 +19,30 @@
 typedef struct rm_arg {
     const hs_common_t *c;
     uint64_t id, ws, min, max, steps;
+    uint64_t inject_at; /* 0: never */
 } rm_arg_t;
+
+static void rm_inject(hs_mixed_t *m)
+{
+    for (uint64_t i = 0; i < m->ws; i++) {
+        unsigned char *p = (unsigned char *)m->ptr[i];
+        if (p != NULL) {
+            p[m->size[i] / 2] ^= 0x40;
+            return;
+        }
+    }
+}
 
 static void *rm_thread(void *arg)
 {
     rm_arg_t *a = (rm_arg_t *)arg;
     hs_mixed_t m;
     hs_mixed_init(&m, a->c->seed, a->id, a->ws, a->min, a->max, a->c->stamp, !a->c->bench);
-    for (uint64_t s = 0; s < a->steps; s++)
+    for (uint64_t s = 0; s < a->steps; s++) {
         hs_mixed_step(&m);
+        if (HS_UNLIKELY(s + 1 == a->inject_at) && a->id == 0)
+            rm_inject(&m);
+    }
     hs_mixed_destroy(&m);
     return NULL;
 }
@@ -32,15 +51,16 @@ int main(int argc, char **argv)
 {
     hs_common_t c;
     hs_init(&c, "random_mixed", argc, argv);
-    uint64_t ws = 400, min = 16, max = 1024, steps = 20000000;
+    uint64_t ws = 400, min = 16, max = 1024, steps = 20000000, inject = 0;
     c.threads = 1;
     if (c.short_mode)
-        steps = HS_SLOW_BUILD ? 200000 : 2000000;
+        steps = c.slow ? 200000 : 2000000;
     const hs_opt_t opts[] = {
         {"ws", HS_OPT_U64, &ws, "working-set slots (default 400)"},
         {"min", HS_OPT_U64, &min, "smallest block size (default 16)"},
         {"max", HS_OPT_U64, &max, "largest block size (default 1024)"},
         {"steps", HS_OPT_U64, &steps, "steps per thread (default 20M, --short 2M)"},
+        {"inject-corruption", HS_OPT_U64, &inject, "self-test: corrupt a live block after this step"},
         {NULL, HS_OPT_FLAG, NULL, NULL}};
     hs_parse(&c, argc, argv, opts);
     if (ws == 0 || min == 0 || max < min || max > UINT32_MAX) {
@@ -53,11 +73,11 @@ int main(int argc, char **argv)
     double t0 = hs_now();
     if (c.threads == 1) {
         /* The reference numbers are single-threaded: keep the measured loop on the main thread. */
-        args[0] = (rm_arg_t){&c, 0, ws, min, max, steps};
+        args[0] = (rm_arg_t){&c, 0, ws, min, max, steps, inject};
         rm_thread(&args[0]);
     } else {
         for (uint64_t t = 0; t < c.threads; t++) {
-            args[t] = (rm_arg_t){&c, t, ws, min, max, steps};
+            args[t] = (rm_arg_t){&c, t, ws, min, max, steps, inject};
             hs_thread_start(&tids[t], rm_thread, &args[t]);
         }
         for (uint64_t t = 0; t < c.threads; t++)

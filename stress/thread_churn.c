@@ -132,7 +132,7 @@ int main(int argc, char **argv)
 {
     hs_init(&tc_c, "thread_churn", argc, argv);
     if (tc_c.short_mode)
-        tc_spawns = HS_SLOW_BUILD ? (HS_TSAN ? 60 : 150) : 2000;
+        tc_spawns = tc_c.slow ? (HS_TSAN ? 60 : 150) : 2000;
     const hs_opt_t opts[] = {
         {"spawns", HS_OPT_U64, &tc_spawns, "worker threads started per lane (default 5000, --short 2000)"},
         {"ops", HS_OPT_U64, &tc_ops, "alloc/free steps per worker (default 200)"},
