@@ -1,0 +1,93 @@
+/* Hardening checks. Each is a named bit, so its cost can be measured alone
+ * (build with -DHAK_HARDEN_BITS=<mask>); the hardened and debug variants turn all of them on.
+ *
+ *   ENCODE    free-list links (thread caches, slab lists, remote stacks) stored as
+ *             next ^ (slot >> 12) ^ secret (safe-linking with a per-process secret)
+ *   VALIDATE  a link is checked when popped: inside a region of ours, on a block boundary of the
+ *             right class, already carved; then the block's free marker must be present
+ *   DFREE     double-free detection: a freed block carries a secret marker in its second word; a free
+ *             of a block that carries it is a double free (false positive chance 2^-64)
+ *   INVALID   invalid-free detection: the pointer must be a carved block start of an active slab, or
+ *             a large block's start; anything else (interior, stack, wild, foreign) is reported
+ *   UAF       writes after free: freed blocks are filled with a pattern (bytes 16..16+HK_UAF_BYTES),
+ *             checked when the block is handed out again
+ *   CANARY    the last 8 bytes of each slab block hold a canary (first byte zero), written at
+ *             malloc and checked at free: an overflow into the next block is caught
+ */
+#ifndef HK_HARDEN_H
+#define HK_HARDEN_H
+
+#include "common.h"
+
+#define HK_H_ENCODE 0x01u
+#define HK_H_VALIDATE 0x02u
+#define HK_H_DFREE 0x04u
+#define HK_H_INVALID 0x08u
+#define HK_H_UAF 0x10u
+#define HK_H_CANARY 0x20u
+
+#ifndef HAK_HARDEN_BITS
+#if HAK_HARDENED
+#define HAK_HARDEN_BITS 0x3fu
+#else
+#define HAK_HARDEN_BITS 0u
+#endif
+#endif
+
+#define HK_HARDEN(bit) ((HAK_HARDEN_BITS & (bit)) != 0)
+
+_Static_assert(!HK_HARDEN(HK_H_VALIDATE) || HK_HARDEN(HK_H_DFREE),
+               "link validation checks the free marker, which DFREE maintains");
+_Static_assert(!HK_HARDEN(HK_H_UAF) || HK_HARDEN(HK_H_DFREE), "the UAF fill starts after the free marker");
+
+/* Bytes reserved at the end of each slab block for the canary. */
+#define HK_CANARY_BYTES (HK_HARDEN(HK_H_CANARY) ? 8u : 0u)
+/* Smallest class usable by the hardened layout: link + marker need 16 bytes. */
+#define HK_UAF_BYTES 48u
+#define HK_UAF_PATTERN 0xdfu
+
+extern HK_HIDDEN uintptr_t hk_secret;
+
+/* ---- link encoding ------------------------------------------------------------------------------ */
+HK_INLINE uintptr_t hk_link_encode(void *slot, void *next) {
+    if (!HK_HARDEN(HK_H_ENCODE)) return (uintptr_t)next;
+    return (uintptr_t)next ^ ((uintptr_t)slot >> 12) ^ hk_secret;
+}
+HK_INLINE void *hk_link_decode(void *slot, uintptr_t stored) {
+    if (!HK_HARDEN(HK_H_ENCODE)) return (void *)stored;
+    return (void *)(stored ^ ((uintptr_t)slot >> 12) ^ hk_secret);
+}
+HK_INLINE void hk_link_set(void *block, void *next) { *(uintptr_t *)block = hk_link_encode(block, next); }
+HK_INLINE void *hk_link_get(void *block) { return hk_link_decode(block, *(uintptr_t *)block); }
+
+/* ---- free marker ---------------------------------------------------------------------------------- */
+HK_INLINE uintptr_t hk_marker(void *block) { return ((uintptr_t)block * 0x9e3779b97f4a7c15ull) ^ hk_secret ^ 0x5a5aa5a5c3c33c3cull; }
+HK_INLINE uintptr_t *hk_marker_slot(void *block) { return (uintptr_t *)block + 1; }
+HK_INLINE uint64_t hk_canary(void *block) { return (((uintptr_t)block ^ hk_secret) * 0xff51afd7ed558ccdull) & ~(uint64_t)0xff; }
+
+/* ---- the fail-fast report ------------------------------------------------------------------------ */
+typedef enum hk_fault {
+    HK_FAULT_DOUBLE_FREE,
+    HK_FAULT_INVALID_FREE,
+    HK_FAULT_INTERIOR_FREE,
+    HK_FAULT_FOREIGN_FREE,
+    HK_FAULT_WRITE_AFTER_FREE,
+    HK_FAULT_LINK_CORRUPT,
+    HK_FAULT_LIVE_IN_LIST,
+    HK_FAULT_OVERFLOW,
+    HK_FAULT_REALLOC_FREED,
+    HK_FAULT_REALLOC_INVALID,
+    HK_FAULT_LARGE_DOUBLE_FREE,
+    HK_FAULT_COUNT
+} hk_fault_t;
+
+extern HK_HIDDEN const char *const hk_fault_names[HK_FAULT_COUNT];
+
+/* Writes one line naming the fault, the pointer, the size class, the thread, the mode and the
+ * variant, dumps the trace ring if one is active, then abort(). Async-signal-safe. */
+HK_HIDDEN __attribute__((noreturn, cold)) void hk_report(hk_fault_t fault, const void *ptr, int cls);
+
+/* Set by the trace layer when a ring or trace is active: called by hk_report before abort(). */
+extern HK_HIDDEN void (*volatile hk_report_hook)(void);
+
+#endif

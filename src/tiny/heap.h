@@ -1,0 +1,104 @@
+/* The thread heap: per-class thread caches (the TLS SLL) and the slabs the thread owns.
+ *
+ * Invariants:
+ *   - every block in tc[c] belongs to a slab of class c owned by this heap (only the owner pushes);
+ *   - tc[c].count is the length of tc[c].head's list; a list never has a cycle;
+ *   - a slab is on exactly one of this heap's lists for its class (cur, partial, full) while owned;
+ *   - cap is read from the knobs on slow paths only; any cap is safe: a cache over its cap is
+ *     flushed on the next free, never lost.
+ * hk_heap_check_thread() (tiny/check.c) verifies these for the calling thread.
+ */
+#ifndef HK_HEAP_H
+#define HK_HEAP_H
+
+#include "common.h"
+#include "hardened/harden.h"
+#include "superslab/superslab.h"
+#include "tiny/sizeclass.h"
+
+typedef struct hk_tcache {
+    void *head;     /* first free block (link-encoded list) */
+    uint32_t count; /* blocks on the list */
+    uint32_t cap;   /* flush when count exceeds it */
+} hk_tcache_t;
+
+enum { HK_HEAP_UNINIT = 0, HK_HEAP_ACTIVE = 1, HK_HEAP_DEAD = 2 };
+
+typedef struct hk_heap_stats {
+    uint64_t refills, refill_blocks, flushes, flush_blocks, remote_frees, drains, drained_blocks;
+    uint64_t slabs_new, slabs_released, adopted, abandoned;
+} hk_heap_stats_t;
+
+typedef struct hk_heap {
+    hk_tcache_t tc[HK_NCLASSES]; /* hot: the fast path touches only this and token */
+    uint64_t token;              /* owner token of this heap's slabs (HK_OWNER_UNINIT until init) */
+    uint32_t epoch;              /* knob epoch the caps were read at */
+    uint32_t state;              /* HK_HEAP_* */
+    uint32_t batch[HK_NCLASSES];
+    hk_slab_t *cur[HK_NCLASSES];     /* the slab refills carve from */
+    hk_slab_t *partial[HK_NCLASSES]; /* owned slabs with local free blocks */
+    hk_slab_t *full[HK_NCLASSES];    /* owned slabs with nothing local (remote frees may be pending) */
+    hk_heap_stats_t cls_stats[HK_NCLASSES];
+} hk_heap_t;
+
+extern HK_HIDDEN __thread hk_heap_t hk_tls_heap __attribute__((tls_model("initial-exec")));
+
+/* ---- fast paths ---------------------------------------------------------------------------------- */
+
+/* Checks made when a block leaves a free list (hardened): its link decodes to a plausible block of
+ * the same class, and the block itself carries the free marker. */
+HK_HIDDEN void hk_harden_pop_check(void *b, void *next, unsigned cls);
+HK_HIDDEN void hk_harden_on_alloc(void *b, unsigned cls);
+HK_HIDDEN void hk_harden_on_free(void *b, hk_slab_t *s);
+
+HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
+    hk_tcache_t *tc = &h->tc[cls];
+    void *b = tc->head;
+    if (HAK_UNLIKELY(b == NULL)) return NULL;
+    void *next = hk_link_get(b);
+    if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(b, next, cls);
+    tc->head = next;
+    tc->count--;
+    if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
+    return b;
+}
+
+HK_HIDDEN void hk_tcache_flush(hk_heap_t *h, unsigned cls);
+HK_HIDDEN void hk_free_remote(hk_slab_t *s, void *p);
+
+/* Frees a block of a region. Returns after pushing it to this thread's cache, or to the slab's
+ * remote stack when another thread owns the slab. */
+HK_INLINE void hk_slab_free(void *p) {
+    hk_slab_t *s = hk_slab_of((uintptr_t)p);
+    hk_heap_t *h = &hk_tls_heap;
+    if (HAK_HARDENED) hk_harden_on_free(p, s);
+    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h->token)) {
+        hk_tcache_t *tc = &h->tc[s->cls];
+        hk_link_set(p, tc->head);
+        tc->head = p;
+        if (HAK_UNLIKELY(++tc->count > tc->cap)) hk_tcache_flush(h, s->cls);
+        return;
+    }
+    hk_free_remote(s, p);
+}
+
+/* ---- slow paths ---------------------------------------------------------------------------------- */
+/* Refills the cache of `cls` and pops one block; NULL when out of memory. */
+HK_HIDDEN void *hk_tcache_refill(unsigned cls);
+/* Initialises the calling thread's heap (idempotent). */
+HK_HIDDEN void hk_heap_init(hk_heap_t *h);
+/* Gives back everything of the calling thread: caches flushed, empty slabs released, the rest abandoned. */
+HK_HIDDEN void hk_heap_teardown(hk_heap_t *h);
+/* Flushes every cache of the calling thread and releases its empty slabs (keeps the heap). */
+HK_HIDDEN void hk_heap_collect(hk_heap_t *h);
+/* In a forked child: slabs owned by threads that do not exist in the child become abandoned. */
+HK_HIDDEN void hk_heap_fork_child(void);
+/* api/init.c: arms the thread-exit destructor for the calling thread (may allocate). */
+HK_HIDDEN void hk_thread_register(void);
+HK_HIDDEN void hk_abandon_lock_all(void);
+HK_HIDDEN void hk_abandon_unlock_all(void);
+HK_HIDDEN void hk_abandon_reset_locks(void);
+/* Counters of exited threads, summed (under a lock) when each thread exits. */
+HK_HIDDEN void hk_heap_stats_sum(hk_heap_stats_t out[HK_NCLASSES]);
+
+#endif

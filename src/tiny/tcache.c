@@ -1,0 +1,314 @@
+/* Thread caches: refill from slabs, flush to slabs, remote frees, thread exit and adoption. */
+#include <string.h>
+
+#include "config/config.h"
+#include "tiny/heap.h"
+
+HK_HIDDEN __thread hk_heap_t hk_tls_heap __attribute__((tls_model("initial-exec")));
+
+static _Atomic uint64_t hk_next_token = 2;
+
+/* Slabs whose owner exited with blocks still live, per class; adopted by threads that need a slab. */
+static hk_lock_t hk_abandon_lock = HK_LOCK_INIT;
+static hk_slab_t *hk_abandoned[HK_NCLASSES];
+static hk_heap_stats_t hk_exited_stats[HK_NCLASSES]; /* under hk_abandon_lock */
+
+
+
+/* ---- list helpers (owner only) -------------------------------------------------------------- */
+static hk_slab_t **hk_list_head(hk_heap_t *h, hk_slab_t *s) {
+    switch (s->list) {
+    case HK_LIST_PARTIAL: return &h->partial[s->cls];
+    case HK_LIST_FULL: return &h->full[s->cls];
+    default: return NULL;
+    }
+}
+
+static void hk_list_remove(hk_heap_t *h, hk_slab_t *s) {
+    if (s->list == HK_LIST_CUR) {
+        h->cur[s->cls] = NULL;
+    } else {
+        hk_slab_t **head = hk_list_head(h, s);
+        if (head) {
+            if (s->prev) s->prev->next = s->next;
+            else *head = s->next;
+            if (s->next) s->next->prev = s->prev;
+        }
+    }
+    s->next = s->prev = NULL;
+    s->list = HK_LIST_NONE;
+}
+
+static void hk_list_push(hk_heap_t *h, hk_slab_t *s, uint8_t list) {
+    s->list = list;
+    if (list == HK_LIST_CUR) {
+        h->cur[s->cls] = s;
+        return;
+    }
+    hk_slab_t **head = hk_list_head(h, s);
+    s->prev = NULL;
+    s->next = *head;
+    if (*head) (*head)->prev = s;
+    *head = s;
+}
+
+/* ---- draining the remote stack ------------------------------------------------------------- */
+/* Moves every remotely freed block of s onto its local list. Returns how many. Owner only. */
+static uint32_t hk_slab_drain(hk_heap_t *h, hk_slab_t *s) {
+    if (atomic_load_explicit(&s->remote, memory_order_relaxed) == 0) return 0;
+    void *head = (void *)atomic_exchange_explicit(&s->remote, 0, memory_order_acquire);
+    if (head == NULL) return 0;
+    uint32_t n = 1;
+    void *tail = head;
+    for (void *next; (next = hk_link_get(tail)) != NULL; tail = next) {
+        if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(tail, next, s->cls);
+        if (HAK_UNLIKELY(++n > s->capacity)) hk_report(HK_FAULT_LINK_CORRUPT, tail, s->cls); /* a cycle */
+    }
+    hk_link_set(tail, s->local_free);
+    s->local_free = head;
+    s->local_count += n;
+    s->used -= n;
+    h->cls_stats[s->cls].drains++;
+    h->cls_stats[s->cls].drained_blocks += n;
+    return n;
+}
+
+/* ---- releasing and abandoning ------------------------------------------------------------- */
+static void hk_slab_give_back(hk_heap_t *h, hk_slab_t *s) {
+    hk_list_remove(h, s);
+    h->cls_stats[s->cls].slabs_released++;
+    hk_ss_slab_release(s);
+}
+
+static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
+    hk_list_remove(h, s);
+    h->cls_stats[s->cls].abandoned++;
+    hk_lock(&hk_abandon_lock);
+    s->list = HK_LIST_ABANDONED;
+    atomic_store_explicit(&s->owner, HK_OWNER_NONE, memory_order_release);
+    s->prev = NULL;
+    s->next = hk_abandoned[s->cls];
+    if (s->next) s->next->prev = s;
+    hk_abandoned[s->cls] = s;
+    hk_unlock(&hk_abandon_lock);
+}
+
+static hk_slab_t *hk_slab_adopt(hk_heap_t *h, unsigned cls) {
+    if (__atomic_load_n(&hk_abandoned[cls], __ATOMIC_RELAXED) == NULL) return NULL;
+    hk_lock(&hk_abandon_lock);
+    hk_slab_t *s = hk_abandoned[cls];
+    if (s) {
+        hk_abandoned[cls] = s->next;
+        if (s->next) s->next->prev = NULL;
+        s->next = s->prev = NULL;
+        s->list = HK_LIST_NONE;
+        atomic_store_explicit(&s->owner, h->token, memory_order_release);
+    }
+    hk_unlock(&hk_abandon_lock);
+    if (s) h->cls_stats[cls].adopted++;
+    return s;
+}
+
+/* ---- heap life cycle ------------------------------------------------------------------------ */
+static void hk_heap_load_knobs(hk_heap_t *h) {
+    h->epoch = __atomic_load_n(&hk_knobs.epoch, __ATOMIC_ACQUIRE);
+    for (int c = 0; c < HK_NCLASSES; c++) {
+        h->tc[c].cap = HK_KNOB(tcache_cap[c]);
+        h->batch[c] = HK_MAX(1u, HK_KNOB(tcache_batch[c]));
+    }
+}
+
+void hk_heap_init(hk_heap_t *h) {
+    if (h->state == HK_HEAP_ACTIVE) return;
+    if (h->token == HK_OWNER_UNINIT) h->token = atomic_fetch_add_explicit(&hk_next_token, 1, memory_order_relaxed);
+    h->state = HK_HEAP_ACTIVE;
+    hk_heap_load_knobs(h);
+    hk_thread_register(); /* may allocate (pthread_setspecific): the heap is usable already */
+}
+
+/* Returns every block of a class cache to its slab. */
+static void hk_tcache_flush_n(hk_heap_t *h, unsigned cls, uint32_t n) {
+    hk_tcache_t *tc = &h->tc[cls];
+    h->cls_stats[cls].flushes++;
+    h->cls_stats[cls].flush_blocks += n;
+    while (n-- > 0 && tc->head) {
+        void *b = tc->head;
+        void *next = hk_link_get(b);
+        if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(b, next, cls);
+        tc->head = next;
+        tc->count--;
+        hk_slab_t *s = hk_slab_of((uintptr_t)b);
+        hk_link_set(b, s->local_free);
+        s->local_free = b;
+        s->local_count++;
+        if (--s->used == 0 && s->list != HK_LIST_CUR) {
+            hk_slab_give_back(h, s);
+        } else if (s->list == HK_LIST_FULL) {
+            hk_list_remove(h, s);
+            hk_list_push(h, s, HK_LIST_PARTIAL);
+        }
+    }
+}
+
+void hk_tcache_flush(hk_heap_t *h, unsigned cls) {
+    hk_tcache_t *tc = &h->tc[cls];
+    if (HAK_UNLIKELY(h->epoch != __atomic_load_n(&hk_knobs.epoch, __ATOMIC_RELAXED))) hk_heap_load_knobs(h);
+    if (tc->count <= tc->cap) return;
+    /* Down to half the cap: the next frees have room, the next allocations still hit. */
+    hk_tcache_flush_n(h, cls, tc->count - tc->cap / 2);
+}
+
+void hk_heap_collect(hk_heap_t *h) {
+    if (h->state != HK_HEAP_ACTIVE) return;
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        hk_tcache_flush_n(h, c, h->tc[c].count);
+        hk_slab_t *lists[3] = {h->cur[c], h->partial[c], h->full[c]};
+        for (int l = 0; l < 3; l++) {
+            for (hk_slab_t *s = lists[l], *next; s; s = next) {
+                next = (l == 0) ? NULL : s->next;
+                hk_slab_drain(h, s);
+                if (s->used == 0) hk_slab_give_back(h, s);
+            }
+        }
+    }
+}
+
+void hk_heap_teardown(hk_heap_t *h) {
+    if (h->state != HK_HEAP_ACTIVE) return;
+    hk_heap_collect(h);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        while (h->cur[c]) hk_slab_abandon(h, h->cur[c]);
+        while (h->partial[c]) hk_slab_abandon(h, h->partial[c]);
+        while (h->full[c]) hk_slab_abandon(h, h->full[c]);
+        h->tc[c].cap = 0;
+    }
+    hk_lock(&hk_abandon_lock);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        uint64_t *dst = (uint64_t *)&hk_exited_stats[c], *src = (uint64_t *)&h->cls_stats[c];
+        for (size_t i = 0; i < sizeof(hk_heap_stats_t) / sizeof(uint64_t); i++) dst[i] += src[i];
+    }
+    hk_unlock(&hk_abandon_lock);
+    memset(h->cls_stats, 0, sizeof h->cls_stats);
+    h->state = HK_HEAP_DEAD; /* a later malloc in this thread re-activates it with the same token */
+}
+
+void hk_heap_stats_sum(hk_heap_stats_t out[HK_NCLASSES]) {
+    hk_lock(&hk_abandon_lock);
+    memcpy(out, hk_exited_stats, sizeof hk_exited_stats);
+    hk_unlock(&hk_abandon_lock);
+}
+
+/* ---- refill ------------------------------------------------------------------------------------ */
+/* Carves up to `want` never-used blocks of s into a list; returns its head. */
+static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
+    size_t bs = s->block_size;
+    uint32_t avail = (uint32_t)((size_t)(s->end - s->bump) / bs);
+    uint32_t n = HK_MIN(want, avail);
+    char *first = s->bump;
+    for (uint32_t i = 0; i < n; i++) {
+        char *b = first + i * bs;
+        hk_link_set(b, i + 1 < n ? b + bs : NULL);
+        if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = hk_marker(b);
+        if (HK_HARDEN(HK_H_UAF) && bs > 16) memset(b + 16, HK_UAF_PATTERN, HK_MIN((size_t)HK_UAF_BYTES, bs - 16));
+    }
+    s->bump += (size_t)n * bs;
+    *got = n;
+    return first;
+}
+
+void *hk_tcache_refill(unsigned cls) {
+    hk_heap_t *h = &hk_tls_heap;
+    if (HAK_UNLIKELY(h->state != HK_HEAP_ACTIVE)) hk_heap_init(h);
+    if (HAK_UNLIKELY(h->epoch != __atomic_load_n(&hk_knobs.epoch, __ATOMIC_RELAXED))) hk_heap_load_knobs(h);
+    hk_tcache_t *tc = &h->tc[cls];
+    if (tc->head) return hk_tcache_pop(h, cls); /* refilled by a reentrant call (thread registration) */
+    hk_slab_t *s = h->cur[cls];
+    for (;;) {
+        if (s) {
+            if (s->local_free) {
+                tc->head = s->local_free;
+                tc->count = s->local_count;
+                s->used += s->local_count;
+                h->cls_stats[cls].refill_blocks += s->local_count;
+                s->local_free = NULL;
+                s->local_count = 0;
+                break;
+            }
+            if (s->bump < s->end) {
+                uint32_t got;
+                tc->head = hk_slab_carve(s, h->batch[cls], &got);
+                tc->count = got;
+                s->used += got;
+                h->cls_stats[cls].refill_blocks += got;
+                break;
+            }
+            if (hk_slab_drain(h, s)) continue;
+            hk_list_remove(h, s);
+            hk_list_push(h, s, HK_LIST_FULL);
+            s = NULL;
+        }
+        if ((s = h->partial[cls]) != NULL) {
+            hk_list_remove(h, s);
+            hk_list_push(h, s, HK_LIST_CUR);
+            continue;
+        }
+        /* Full slabs whose blocks came back from other threads. Scanned only when a new slab would
+         * otherwise be needed, so the scan is paid once per slab's worth of allocations. */
+        for (hk_slab_t *f = h->full[cls]; f; f = f->next) {
+            if (atomic_load_explicit(&f->remote, memory_order_relaxed) != 0) {
+                s = f;
+                break;
+            }
+        }
+        if (s == NULL && (s = hk_slab_adopt(h, cls)) != NULL) {
+            hk_slab_drain(h, s);
+        } else if (s == NULL) {
+            s = hk_ss_slab_new((int)cls, h->token);
+            if (s == NULL) return NULL;
+            h->cls_stats[cls].slabs_new++;
+        } else {
+            hk_list_remove(h, s);
+        }
+        hk_list_push(h, s, HK_LIST_CUR);
+    }
+    h->cls_stats[cls].refills++;
+    return hk_tcache_pop(h, cls);
+}
+
+/* ---- remote frees ---------------------------------------------------------------------------- */
+void hk_free_remote(hk_slab_t *s, void *p) {
+    if (HK_HARDEN(HK_H_INVALID) && HAK_UNLIKELY(s->capacity == 0)) hk_report(HK_FAULT_INVALID_FREE, p, -1);
+    uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    do {
+        hk_link_set(p, (void *)old);
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)p, memory_order_release,
+                                                    memory_order_relaxed));
+    hk_tls_heap.cls_stats[s->cls].remote_frees++;
+}
+
+/* ---- fork ---------------------------------------------------------------------------------------- */
+static void hk_fork_adopt_region(hk_superslab_t *ss, void *arg) {
+    uint64_t me = *(uint64_t *)arg;
+    for (int u = 1; u < HK_UNITS; u++) {
+        hk_slab_t *s = &ss->slabs[u];
+        if ((ss->free_mask & (1u << u)) || ss->unit_slab[u] != u || s->capacity == 0) continue;
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+        if (owner == me || owner == HK_OWNER_NONE) continue;
+        /* Its thread does not exist here: the slab is abandoned; blocks in that thread's cache are lost. */
+        s->list = HK_LIST_ABANDONED;
+        atomic_store_explicit(&s->owner, HK_OWNER_NONE, memory_order_relaxed);
+        s->prev = NULL;
+        s->next = hk_abandoned[s->cls];
+        if (s->next) s->next->prev = s;
+        hk_abandoned[s->cls] = s;
+    }
+}
+
+void hk_heap_fork_child(void) {
+    uint64_t me = hk_tls_heap.token;
+    hk_ss_foreach(hk_fork_adopt_region, &me);
+}
+
+void hk_abandon_lock_all(void) { hk_lock(&hk_abandon_lock); }
+void hk_abandon_unlock_all(void) { hk_unlock(&hk_abandon_lock); }
+void hk_abandon_reset_locks(void) { hk_lock_reset(&hk_abandon_lock); }
