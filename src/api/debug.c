@@ -93,11 +93,11 @@ int hak_debug_check_thread(hak_check_report_t *rep) {
         hk_tcache_t *tc = &h->tc[c];
         const char *problem = NULL;
         void *bad = NULL;
-        long n = hk_walk(tc->head, c, NULL, (long)tc->count, &problem, &bad);
+        long n = hk_walk(tc->head, c, NULL, (long)hk_tc_count(tc), &problem, &bad);
         if (n < 0) return hk_rep_fail(rep, "sll.node", bad, (int)c, problem);
-        if ((uint32_t)n != tc->count) return hk_rep_fail(rep, "sll.count", tc->head, (int)c, "count differs from list length");
+        if ((uint32_t)n != hk_tc_count(tc)) return hk_rep_fail(rep, "sll.count", tc->head, (int)c, "count differs from list length");
         for (void *b = tc->head; b; b = hk_link_get(b))
-            if (atomic_load_explicit(&hk_slab_of((uintptr_t)b)->owner, memory_order_relaxed) != h->token)
+            if (hk_slab_owner(hk_slab_of((uintptr_t)b)) != h->token)
                 return hk_rep_fail(rep, "sll.owner", b, (int)c, "cached block of a slab this thread does not own");
         hk_slab_t *lists[3] = {h->cur[c], h->partial[c], h->full[c]};
         const uint8_t tags[3] = {HK_LIST_CUR, HK_LIST_PARTIAL, HK_LIST_FULL};
@@ -106,7 +106,7 @@ int hak_debug_check_thread(hak_check_report_t *rep) {
             for (hk_slab_t *s = lists[l]; s; s = (l == 0 ? NULL : s->next)) {
                 if (++guard > 1000000) return hk_rep_fail(rep, "slab.list", s, (int)c, "slab list has a cycle");
                 if (s->cls != c || s->list != tags[l]) return hk_rep_fail(rep, "slab.list", s->start, (int)c, "slab on the wrong list");
-                if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h->token)
+                if (hk_slab_owner(s) != h->token)
                     return hk_rep_fail(rep, "slab.owner", s->start, (int)c, "listed slab owned by another thread");
                 long m = hk_walk(s->local_free, c, s, (long)s->local_count, &problem, &bad);
                 if (m < 0) return hk_rep_fail(rep, "slab.local", bad, (int)c, problem);
@@ -157,7 +157,7 @@ static void hk_walk_region(hk_superslab_t *ss, void *arg) {
         for (void *b = rhead; b; b = hk_link_get(b))
             if (!hk_mark(w, s, b)) { w->ok = hk_rep_fail(w->rep, "heap.duplicate", b, s->cls, "block on both the local and the remote list"); return; }
         /* The calling thread's cache blocks of this slab must not be on the slab's lists either. */
-        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == h->token)
+        if (hk_slab_owner(s) == h->token)
             for (void *b = h->tc[s->cls].head; b; b = hk_link_get(b))
                 if (hk_slab_of((uintptr_t)b) == s && !hk_mark(w, s, b)) {
                     w->ok = hk_rep_fail(w->rep, "heap.duplicate", b, s->cls, "cached block also on a slab list");
@@ -190,7 +190,7 @@ int hak_debug_check_heap(hak_check_report_t *rep) {
 }
 
 size_t hak_debug_tls_count(int cls) {
-    return (cls >= 0 && cls < HK_NCLASSES && hk_tls_heap.state == HK_HEAP_ACTIVE) ? hk_tls_heap.tc[cls].count : 0;
+    return (cls >= 0 && cls < HK_NCLASSES && hk_tls_heap.state == HK_HEAP_ACTIVE) ? hk_tc_count(&hk_tls_heap.tc[cls]) : 0;
 }
 void *hak_debug_tls_head(int cls) { return (cls >= 0 && cls < HK_NCLASSES) ? hk_tls_heap.tc[cls].head : NULL; }
 

@@ -104,6 +104,9 @@ void hak_stats_print(void) {
     hk_stats_report();
 }
 
+/* Initialise at load, so option warnings appear even in programs that never allocate. */
+__attribute__((constructor)) static void hk_at_load(void) { hk_ensure_init(); }
+
 /* Runs when the program exits normally (and when the library is unloaded). */
 __attribute__((destructor)) static void hk_at_exit(void) {
     if (atomic_load(&hk_init_state) != 2) return;

@@ -171,11 +171,15 @@ static const char *hk_accepted(const hk_opt_desc_t *d, char *buf, size_t len) {
 static int hk_strict_on(void) { return hk_opt_val[HK_OPT_STRICT] != 0; }
 
 static void hk_bad_value(const hk_opt_desc_t *d, const char *value) {
-    char acc[128], def[64];
+    char acc[128], def[64], line[480];
     hk_config_format((hk_opt_id_t)(d - hk_opt_table), def, sizeof def);
-    hk_log_line("hakmem: HAKMEM_", d->name, "=\"", value, "\" is not valid");
-    hk_log_line("hakmem:   accepted: ", hk_accepted(d, acc, sizeof acc), "; using ", def,
-                hk_strict_on() ? " -- HAKMEM_STRICT=1: aborting" : "");
+    size_t n = hk_strlcpy(line, "hakmem: HAKMEM_", sizeof line);
+    n += hk_strlcpy(line + n, d->name, sizeof line - n);
+    n += hk_strlcpy(line + n, "=\"", sizeof line - n);
+    n += hk_strlcpy(line + n, value, HK_MIN(sizeof line - n, (size_t)64));
+    n += hk_strlcpy(line + n, "\" is not valid (accepted: ", sizeof line - n);
+    n += hk_strlcpy(line + n, hk_accepted(d, acc, sizeof acc), sizeof line - n);
+    hk_log_line(line, hk_strict_on() ? "); HAKMEM_STRICT=1: aborting" : "); using ", hk_strict_on() ? "" : def, NULL, NULL);
     if (hk_strict_on()) abort();
 }
 

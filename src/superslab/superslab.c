@@ -27,7 +27,7 @@ static hk_superslab_t *hk_ss_map_locked(void) {
     /* Fresh anonymous memory is zero: only the non-zero fields are set. */
     ss->magic = HK_SS_MAGIC;
     ss->free_mask = HK_ALL_UNITS_FREE;
-    for (int u = 0; u < HK_UNITS; u++) atomic_store_explicit(&ss->slabs[u].owner, HK_OWNER_NONE, memory_order_relaxed);
+    for (int u = 0; u < HK_UNITS; u++) atomic_store_explicit(&ss->unit_owner[u], HK_OWNER_NONE, memory_order_relaxed);
     ss->next = hk_ss_list;
     if (hk_ss_list) hk_ss_list->prev = ss;
     hk_ss_list = ss;
@@ -100,7 +100,10 @@ hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner) {
     hk_ss_dirty_units -= (uint32_t)__builtin_popcount(ss->dirty_mask & bits);
     ss->dirty_mask &= ~bits;
     ss->live_slabs++;
-    for (unsigned u = 0; u < ci->units; u++) ss->unit_slab[best_unit + u] = (uint8_t)best_unit;
+    for (unsigned u = 0; u < ci->units; u++) {
+        ss->unit_slab[best_unit + u] = (uint8_t)best_unit;
+        ss->unit_cls[best_unit + u] = (uint8_t)cls;
+    }
     hk_slab_t *s = &ss->slabs[best_unit];
     s->start = (char *)ss + ((size_t)best_unit << HK_UNIT_SHIFT);
     s->bump = s->start;
@@ -117,7 +120,7 @@ hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner) {
     s->first_unit = (uint8_t)best_unit;
     s->list = HK_LIST_NONE;
     atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->owner, owner, memory_order_release);
+    hk_slab_set_owner(s, owner);
     hk_unlock(&hk_ss_lock);
     HK_CNT_ADD(slabs_live, 1);
     return s;
@@ -127,7 +130,7 @@ void hk_ss_slab_release(hk_slab_t *s) {
     hk_superslab_t *ss = hk_ss_of((uintptr_t)s);
     int batch = HK_KNOB(madvise_batch);
     hk_lock(&hk_ss_lock);
-    atomic_store_explicit(&s->owner, HK_OWNER_NONE, memory_order_relaxed);
+    hk_slab_set_owner(s, HK_OWNER_NONE);
     uint32_t bits = ((s->units == 32) ? ~0u : ((1u << s->units) - 1)) << s->first_unit;
     for (unsigned u = 0; u < s->units; u++) ss->unit_slab[s->first_unit + u] = 0;
     s->capacity = 0; /* marks the descriptor unused: frees that land here are invalid */

@@ -30,9 +30,10 @@ enum { HK_REGION_NONE = 0, HK_REGION_SS = 1 };
 
 enum { HK_LIST_NONE = 0, HK_LIST_CUR, HK_LIST_PARTIAL, HK_LIST_FULL, HK_LIST_ABANDONED };
 
+/* A slab descriptor: the owner's fields in the first cache line; `remote`, written by other
+ * threads, alone in the second, so remote frees do not evict the owner's line. The owner token
+ * and class live in the region's per-unit arrays (one load on the free fast path). */
 typedef struct hk_slab {
-    _Atomic uint64_t owner;     /* heap token of the owning thread, HK_OWNER_NONE if none */
-    _Atomic uintptr_t remote;   /* remote-free stack head (link-encoded like every free list) */
     void *local_free;           /* owner-only free list */
     char *start;                /* first block */
     char *bump;                 /* uncarved blocks are [bump, end) */
@@ -47,6 +48,7 @@ typedef struct hk_slab {
     uint8_t units;
     uint8_t first_unit;
     uint8_t list;               /* HK_LIST_* */
+    _Alignas(64) _Atomic uintptr_t remote; /* remote-free stack head (link-encoded like every free list) */
 } hk_slab_t;
 
 typedef struct hk_superslab {
@@ -56,6 +58,8 @@ typedef struct hk_superslab {
     uint32_t dirty_mask;              /* free units whose pages were not yet given back */
     uint32_t live_slabs;
     uint8_t unit_slab[HK_UNITS];
+    uint8_t unit_cls[HK_UNITS];       /* class of the slab covering each unit */
+    _Alignas(64) _Atomic uint64_t unit_owner[HK_UNITS]; /* owner token of the slab covering each unit */
     hk_slab_t slabs[HK_UNITS];        /* indexed by a slab's first unit */
 } hk_superslab_t;
 
@@ -78,6 +82,16 @@ HK_INLINE hk_slab_t *hk_slab_of(uintptr_t a) {
     hk_superslab_t *ss = hk_ss_of(a);
     return &ss->slabs[ss->unit_slab[(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1)]];
 }
+HK_INLINE uint64_t hk_slab_owner(const hk_slab_t *s) {
+    return atomic_load_explicit(&hk_ss_of((uintptr_t)s)->unit_owner[s->first_unit], memory_order_relaxed);
+}
+/* Sets the owner of every unit of s (slow paths: new, release, abandon, adopt). */
+HK_INLINE void hk_slab_set_owner(hk_slab_t *s, uint64_t token) {
+    hk_superslab_t *ss = hk_ss_of((uintptr_t)s);
+    for (unsigned u = 0; u < s->units; u++)
+        atomic_store_explicit(&ss->unit_owner[s->first_unit + u], token, memory_order_release);
+}
+
 /* Index of the block at byte offset off (exact for off < 2^32). */
 HK_INLINE uint32_t hk_slab_index(const hk_slab_t *s, uintptr_t off) {
     return (uint32_t)(((unsigned __int128)s->div_magic * off) >> 64);

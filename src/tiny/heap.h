@@ -2,7 +2,7 @@
  *
  * Invariants:
  *   - every block in tc[c] belongs to a slab of class c owned by this heap (only the owner pushes);
- *   - tc[c].count is the length of tc[c].head's list; a list never has a cycle;
+ *   - cap - room is the length of tc[c].head's list; a list never has a cycle;
  *   - a slab is on exactly one of this heap's lists for its class (cur, partial, full) while owned;
  *   - cap is read from the knobs on slow paths only; any cap is safe: a cache over its cap is
  *     flushed on the next free, never lost.
@@ -18,9 +18,11 @@
 
 typedef struct hk_tcache {
     void *head;     /* first free block (link-encoded list) */
-    uint32_t count; /* blocks on the list */
-    uint32_t cap;   /* flush when count exceeds it */
+    int32_t room;   /* cap - count: a free that makes it negative flushes */
+    uint32_t cap;   /* most blocks kept (read from the knobs on slow paths) */
 } hk_tcache_t;
+
+HK_INLINE uint32_t hk_tc_count(const hk_tcache_t *tc) { return (uint32_t)((int64_t)tc->cap - tc->room); }
 
 enum { HK_HEAP_UNINIT = 0, HK_HEAP_ACTIVE = 1, HK_HEAP_DEAD = 2 };
 
@@ -58,7 +60,7 @@ HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
     void *next = hk_link_get(b);
     if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(b, next, cls);
     tc->head = next;
-    tc->count--;
+    tc->room++;
     if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
     return b;
 }
@@ -69,17 +71,21 @@ HK_HIDDEN void hk_free_remote(hk_slab_t *s, void *p);
 /* Frees a block of a region. Returns after pushing it to this thread's cache, or to the slab's
  * remote stack when another thread owns the slab. */
 HK_INLINE void hk_slab_free(void *p) {
-    hk_slab_t *s = hk_slab_of((uintptr_t)p);
+    uintptr_t a = (uintptr_t)p;
+    hk_superslab_t *ss = hk_ss_of(a);
+    unsigned u = (unsigned)(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
     hk_heap_t *h = &hk_tls_heap;
-    if (HAK_HARDENED) hk_harden_on_free(p, s);
-    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h->token)) {
-        hk_tcache_t *tc = &h->tc[s->cls];
+    if (HAK_HARDENED) hk_harden_on_free(p, hk_slab_of(a));
+    /* Owner and class come from per-unit arrays: both loads depend only on p. */
+    if (HAK_LIKELY(atomic_load_explicit(&ss->unit_owner[u], memory_order_relaxed) == h->token)) {
+        unsigned cls = ss->unit_cls[u];
+        hk_tcache_t *tc = &h->tc[cls];
         hk_link_set(p, tc->head);
         tc->head = p;
-        if (HAK_UNLIKELY(++tc->count > tc->cap)) hk_tcache_flush(h, s->cls);
+        if (HAK_UNLIKELY(--tc->room < 0)) hk_tcache_flush(h, cls);
         return;
     }
-    hk_free_remote(s, p);
+    hk_free_remote(hk_slab_of(a), p);
 }
 
 /* ---- slow paths ---------------------------------------------------------------------------------- */

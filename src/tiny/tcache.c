@@ -85,7 +85,7 @@ static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
     h->cls_stats[s->cls].abandoned++;
     hk_lock(&hk_abandon_lock);
     s->list = HK_LIST_ABANDONED;
-    atomic_store_explicit(&s->owner, HK_OWNER_NONE, memory_order_release);
+    hk_slab_set_owner(s, HK_OWNER_NONE);
     s->prev = NULL;
     s->next = hk_abandoned[s->cls];
     if (s->next) s->next->prev = s;
@@ -102,7 +102,7 @@ static hk_slab_t *hk_slab_adopt(hk_heap_t *h, unsigned cls) {
         if (s->next) s->next->prev = NULL;
         s->next = s->prev = NULL;
         s->list = HK_LIST_NONE;
-        atomic_store_explicit(&s->owner, h->token, memory_order_release);
+        hk_slab_set_owner(s, h->token);
     }
     hk_unlock(&hk_abandon_lock);
     if (s) h->cls_stats[cls].adopted++;
@@ -113,7 +113,9 @@ static hk_slab_t *hk_slab_adopt(hk_heap_t *h, unsigned cls) {
 static void hk_heap_load_knobs(hk_heap_t *h) {
     h->epoch = __atomic_load_n(&hk_knobs.epoch, __ATOMIC_ACQUIRE);
     for (int c = 0; c < HK_NCLASSES; c++) {
-        h->tc[c].cap = HK_KNOB(tcache_cap[c]);
+        uint32_t cap = HK_KNOB(tcache_cap[c]);
+        h->tc[c].room += (int32_t)cap - (int32_t)h->tc[c].cap; /* the count stays */
+        h->tc[c].cap = cap;
         h->batch[c] = HK_MAX(1u, HK_KNOB(tcache_batch[c]));
     }
 }
@@ -136,7 +138,7 @@ static void hk_tcache_flush_n(hk_heap_t *h, unsigned cls, uint32_t n) {
         void *next = hk_link_get(b);
         if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(b, next, cls);
         tc->head = next;
-        tc->count--;
+        tc->room++;
         hk_slab_t *s = hk_slab_of((uintptr_t)b);
         hk_link_set(b, s->local_free);
         s->local_free = b;
@@ -153,15 +155,15 @@ static void hk_tcache_flush_n(hk_heap_t *h, unsigned cls, uint32_t n) {
 void hk_tcache_flush(hk_heap_t *h, unsigned cls) {
     hk_tcache_t *tc = &h->tc[cls];
     if (HAK_UNLIKELY(h->epoch != __atomic_load_n(&hk_knobs.epoch, __ATOMIC_RELAXED))) hk_heap_load_knobs(h);
-    if (tc->count <= tc->cap) return;
+    if (tc->room >= 0) return;
     /* Down to half the cap: the next frees have room, the next allocations still hit. */
-    hk_tcache_flush_n(h, cls, tc->count - tc->cap / 2);
+    hk_tcache_flush_n(h, cls, hk_tc_count(tc) - tc->cap / 2);
 }
 
 void hk_heap_collect(hk_heap_t *h) {
     if (h->state != HK_HEAP_ACTIVE) return;
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
-        hk_tcache_flush_n(h, c, h->tc[c].count);
+        hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c]));
         hk_slab_t *lists[3] = {h->cur[c], h->partial[c], h->full[c]};
         for (int l = 0; l < 3; l++) {
             for (hk_slab_t *s = lists[l], *next; s; s = next) {
@@ -180,6 +182,7 @@ void hk_heap_teardown(hk_heap_t *h) {
         while (h->cur[c]) hk_slab_abandon(h, h->cur[c]);
         while (h->partial[c]) hk_slab_abandon(h, h->partial[c]);
         while (h->full[c]) hk_slab_abandon(h, h->full[c]);
+        h->tc[c].room = 0;
         h->tc[c].cap = 0;
     }
     hk_lock(&hk_abandon_lock);
@@ -227,7 +230,7 @@ void *hk_tcache_refill(unsigned cls) {
         if (s) {
             if (s->local_free) {
                 tc->head = s->local_free;
-                tc->count = s->local_count;
+                tc->room = (int32_t)tc->cap - (int32_t)s->local_count;
                 s->used += s->local_count;
                 h->cls_stats[cls].refill_blocks += s->local_count;
                 s->local_free = NULL;
@@ -237,7 +240,7 @@ void *hk_tcache_refill(unsigned cls) {
             if (s->bump < s->end) {
                 uint32_t got;
                 tc->head = hk_slab_carve(s, h->batch[cls], &got);
-                tc->count = got;
+                tc->room = (int32_t)tc->cap - (int32_t)got;
                 s->used += got;
                 h->cls_stats[cls].refill_blocks += got;
                 break;
@@ -292,11 +295,11 @@ static void hk_fork_adopt_region(hk_superslab_t *ss, void *arg) {
     for (int u = 1; u < HK_UNITS; u++) {
         hk_slab_t *s = &ss->slabs[u];
         if ((ss->free_mask & (1u << u)) || ss->unit_slab[u] != u || s->capacity == 0) continue;
-        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+        uint64_t owner = hk_slab_owner(s);
         if (owner == me || owner == HK_OWNER_NONE) continue;
         /* Its thread does not exist here: the slab is abandoned; blocks in that thread's cache are lost. */
         s->list = HK_LIST_ABANDONED;
-        atomic_store_explicit(&s->owner, HK_OWNER_NONE, memory_order_relaxed);
+        hk_slab_set_owner(s, HK_OWNER_NONE);
         s->prev = NULL;
         s->next = hk_abandoned[s->cls];
         if (s->next) s->next->prev = s;
