@@ -8,7 +8,8 @@
  *   - a pointer's region is p & ~(2 MiB-1) and is confirmed by hk_region_kind[] == HK_REGION_SS;
  *   - a slab's class and owner live in its descriptor in the header, never next to a block;
  *   - unit_slab[u] is the first unit of the slab that covers unit u (0 for free units and unit 0);
- *   - for every active slab: used + local_count + |remote| + uncarved == capacity;
+ *   - for every active slab: used + local_count + uncarved == capacity, and |remote| <= used
+ *     (used counts live blocks, blocks in a thread cache and remote-pending ones until drained);
  *   - only the owner (owner == its heap token) touches local_free, bump, used, local_count and the list
  *     links; other threads only push to `remote` (release CAS); the owner drains it with an exchange.
  */
@@ -41,7 +42,7 @@ typedef struct hk_slab {
     uint64_t div_magic;         /* UINT64_MAX / block_size + 1: exact division and divisibility */
     uint32_t block_size;
     uint32_t capacity;
-    uint32_t used;              /* blocks outside the slab's own lists: live or in a thread cache */
+    uint32_t used;              /* blocks outside local_free and uncarved: live, cached or remote-pending */
     uint32_t local_count;
     struct hk_slab *next, *prev;/* the owner's class list, or the abandoned list */
     uint8_t cls;

@@ -11,6 +11,7 @@ static _Atomic uint64_t hk_next_token = 2;
 /* Slabs whose owner exited with blocks still live, per class; adopted by threads that need a slab. */
 static hk_lock_t hk_abandon_lock = HK_LOCK_INIT;
 static hk_slab_t *hk_abandoned[HK_NCLASSES];
+static _Atomic uint32_t hk_abandoned_count; /* slabs on the lists, for a lock-free "any?" */
 static hk_heap_stats_t hk_exited_stats[HK_NCLASSES]; /* under hk_abandon_lock */
 
 
@@ -90,23 +91,61 @@ static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
     s->next = hk_abandoned[s->cls];
     if (s->next) s->next->prev = s;
     hk_abandoned[s->cls] = s;
+    atomic_fetch_add_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
     hk_unlock(&hk_abandon_lock);
+}
+
+/* Takes a given slab off the abandoned list (lock held) and makes h its owner. */
+static void hk_abandoned_unlink_locked(hk_heap_t *h, hk_slab_t *s) {
+    if (s->prev) s->prev->next = s->next;
+    else hk_abandoned[s->cls] = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->list = HK_LIST_NONE;
+    hk_slab_set_owner(s, h->token);
+    atomic_fetch_sub_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
 }
 
 static hk_slab_t *hk_slab_adopt(hk_heap_t *h, unsigned cls) {
     if (__atomic_load_n(&hk_abandoned[cls], __ATOMIC_RELAXED) == NULL) return NULL;
     hk_lock(&hk_abandon_lock);
     hk_slab_t *s = hk_abandoned[cls];
-    if (s) {
-        hk_abandoned[cls] = s->next;
-        if (s->next) s->next->prev = NULL;
-        s->next = s->prev = NULL;
-        s->list = HK_LIST_NONE;
-        hk_slab_set_owner(s, h->token);
-    }
+    if (s) hk_abandoned_unlink_locked(h, s);
     hk_unlock(&hk_abandon_lock);
     if (s) h->cls_stats[cls].adopted++;
     return s;
+}
+
+/* Drains up to `budget` abandoned slabs and gives back those that became empty; the others go back
+ * on their list. Bounds what exited threads leave behind when nobody adopts their classes. */
+static void hk_abandoned_reclaim(hk_heap_t *h, unsigned budget) {
+    for (unsigned c = 0; c < HK_NCLASSES && budget > 0; c++) {
+        if (__atomic_load_n(&hk_abandoned[c], __ATOMIC_RELAXED) == NULL) continue;
+        /* Detach up to `budget` slabs of the class, then work on them without the lock. */
+        hk_slab_t *batch = NULL;
+        hk_lock(&hk_abandon_lock);
+        while (budget > 0 && hk_abandoned[c]) {
+            hk_slab_t *s = hk_abandoned[c];
+            hk_abandoned_unlink_locked(h, s);
+            s->next = batch;
+            batch = s;
+            budget--;
+        }
+        hk_unlock(&hk_abandon_lock);
+        while (batch) {
+            hk_slab_t *s = batch;
+            batch = s->next;
+            s->next = NULL;
+            hk_slab_drain(h, s);
+            if (s->used == 0) {
+                h->cls_stats[c].slabs_released++;
+                hk_ss_slab_release(s);
+            } else {
+                hk_slab_abandon(h, s); /* live blocks remain: back on the list */
+                h->cls_stats[c].abandoned--;
+            }
+        }
+    }
 }
 
 /* ---- heap life cycle ------------------------------------------------------------------------ */
@@ -161,7 +200,9 @@ void hk_tcache_flush(hk_heap_t *h, unsigned cls) {
 }
 
 void hk_heap_collect(hk_heap_t *h) {
+    if (h->state == HK_HEAP_UNINIT) hk_heap_init(h);
     if (h->state != HK_HEAP_ACTIVE) return;
+    hk_abandoned_reclaim(h, UINT32_MAX);
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c]));
         hk_slab_t *lists[3] = {h->cur[c], h->partial[c], h->full[c]};
@@ -263,6 +304,7 @@ void *hk_tcache_refill(unsigned cls) {
                 break;
             }
         }
+        if (s == NULL && atomic_load_explicit(&hk_abandoned_count, memory_order_relaxed) > 0) hk_abandoned_reclaim(h, 8);
         if (s == NULL && (s = hk_slab_adopt(h, cls)) != NULL) {
             hk_slab_drain(h, s);
         } else if (s == NULL) {
@@ -281,6 +323,26 @@ void *hk_tcache_refill(unsigned cls) {
 /* ---- remote frees ---------------------------------------------------------------------------- */
 void hk_free_remote(hk_slab_t *s, void *p) {
     if (HK_HARDEN(HK_H_INVALID) && HAK_UNLIKELY(s->capacity == 0)) hk_report(HK_FAULT_INVALID_FREE, p, -1);
+    hk_heap_t *h = &hk_tls_heap;
+    if (HAK_UNLIKELY(hk_slab_owner(s) == HK_OWNER_NONE) && h->state != HK_HEAP_DEAD) {
+        if (h->state == HK_HEAP_UNINIT) hk_heap_init(h);
+        /* Reclaim on free: a block of an abandoned slab makes this thread the slab's owner, so the
+         * memory of exited threads comes back to a live heap instead of waiting on a remote stack. */
+        int mine = 0;
+        hk_lock(&hk_abandon_lock);
+        if (s->list == HK_LIST_ABANDONED) {
+            hk_abandoned_unlink_locked(h, s);
+            mine = 1;
+        }
+        hk_unlock(&hk_abandon_lock);
+        if (mine) {
+            h->cls_stats[s->cls].adopted++;
+            hk_slab_drain(h, s);
+            hk_list_push(h, s, s->local_free ? HK_LIST_PARTIAL : HK_LIST_FULL);
+            hk_slab_free(p);
+            return;
+        }
+    }
     uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
     do {
         hk_link_set(p, (void *)old);
@@ -304,6 +366,7 @@ static void hk_fork_adopt_region(hk_superslab_t *ss, void *arg) {
         s->next = hk_abandoned[s->cls];
         if (s->next) s->next->prev = s;
         hk_abandoned[s->cls] = s;
+        atomic_fetch_add_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
     }
 }
 
