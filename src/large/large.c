@@ -132,6 +132,7 @@ static int hk_bigcache_put_locked(uintptr_t base, size_t size, hk_large_entry_t 
 
 void *hk_large_alloc(size_t size, size_t align, int *fresh) {
     if (align < HK_PAGE) align = HK_PAGE;
+    if (size == 0) size = 1; /* memalign(big, 0) still returns a unique block */
     size_t need = HK_ALIGN_UP(size, (size_t)HK_PAGE);
     if (need < size || need > ((size_t)1 << 62)) { errno = ENOMEM; return NULL; }
     HK_LCNT(allocs, 1);
