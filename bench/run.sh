@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# bench/run.sh — hakmem against glibc, mimalloc, jemalloc and tcmalloc, side by side.
+#
+# usage: bench/run.sh [--quick] [--runs N] [--modes m1,m2,...] [--variants] [--only w1,w2,...]
+#   --quick      3 runs and shorter timed workloads (default: 5 runs)
+#   --runs N     repetitions (every allocator runs once per workload per repetition)
+#   --modes L    also run hakmem once per HAKMEM_MODE in L, as columns hakmem:<mode>
+#   --variants   also run build/hardened/libhakmem-hardened.so, as column hakmem-hardened
+#   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons)
+#
+# Workloads (programs from stress/ and bench/, built here with plain gcc -O2 into build/bench):
+#   tiny_hot      malloc/touch/free of 16/32/64 B, ns per pair
+#   random_mixed  WS=400 slots, 16-1024 B, 20M steps, M ops/s
+#   larson        2 threads, mimalloc-bench arguments (8..1000 B, 5000 slots, 100 rounds, seed 4141)
+#   prodcons      1 producer + 1 consumer, xmalloc-test-like (64 B blocks, batches of 4096), M frees/s
+# Every allocator is loaded with LD_PRELOAD (glibc: none), and runs are interleaved: each
+# repetition goes round-robin over the allocators, starting one further along each time, so drift
+# in machine load spreads over all columns. Output: the table on stdout and build/bench/report.md;
+# raw results in build/bench/results.csv; the output of any failed run in build/bench/logs/.
+# Benchmarks never judge timings; the exit status is non-zero only if a run failed (crash, stamp
+# mismatch, timeout) or hakmem could not be built.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=$ROOT/build/bench
+RUNS=5
+QUICK=0
+MODES=""
+VARIANTS=0
+ONLY=""
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; RUNS=3 ;;
+    --runs) RUNS=${2:?--runs needs a number}; shift ;;
+    --runs=*) RUNS=${1#*=} ;;
+    --modes) MODES=${2:?--modes needs a list}; shift ;;
+    --modes=*) MODES=${1#*=} ;;
+    --variants) VARIANTS=1 ;;
+    --only) ONLY=${2:?--only needs a list}; shift ;;
+    --only=*) ONLY=${1#*=} ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$RUNS" in ''|*[!0-9]*|0) echo "run.sh: --runs must be a positive integer" >&2; exit 2 ;; esac
+
+mkdir -p "$OUT/logs"
+rm -f "$OUT"/logs/*.log
+
+# ---------------------------------------------------------------------------------------------
+# Build the workload programs (plain malloc calls; the allocator comes from LD_PRELOAD).
+CC=${CC:-gcc}
+CFLAGS="-O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -I$ROOT/stress"
+build_prog() { # name source
+  local name=$1 src=$2
+  "$CC" $CFLAGS -o "$OUT/$name" "$src" "$ROOT/stress/common.c" -ldl -lm
+}
+echo "== building workloads into $OUT"
+build_prog tiny_hot "$ROOT/bench/tiny_hot.c"
+build_prog random_mixed "$ROOT/stress/random_mixed.c"
+build_prog larson "$ROOT/stress/larson.c"
+build_prog prodcons "$ROOT/stress/prodcons.c"
+
+# hakmem: build/<preset>/<lib>, built with the CMake preset if missing.
+need_lib() { # preset file
+  local preset=$1 lib=$ROOT/build/$1/$2
+  if [ ! -e "$lib" ]; then
+    echo "== $lib missing: building preset $preset" >&2
+    (cd "$ROOT" && cmake --preset "$preset" >/dev/null && cmake --build "build/$preset" -j2 --target hakmem_shared >/dev/null) >&2 \
+      || { echo "run.sh: could not build $lib" >&2; exit 1; }
+  fi
+  echo "$lib"
+}
+HAK_LIB=$(need_lib release libhakmem.so)
+HARD_LIB=""
+if [ "$VARIANTS" = 1 ]; then
+  HARD_LIB=$(need_lib hardened libhakmem-hardened.so)
+fi
+
+# Peer allocators from Debian's packages.
+MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || "$CC" -print-multiarch 2>/dev/null || true)
+[ -n "$MULTIARCH" ] || MULTIARCH=$(uname -m)-linux-gnu
+find_lib() { # patterns...
+  local pat f
+  for pat in "$@"; do
+    for f in /usr/lib/$MULTIARCH/$pat /usr/lib/$pat; do
+      if [ -e "$f" ]; then echo "$f"; return 0; fi
+    done
+  done
+  return 0
+}
+MI_LIB=$(find_lib 'libmimalloc.so.2' 'libmimalloc.so.[0-9]*' 'libmimalloc.so')
+JE_LIB=$(find_lib 'libjemalloc.so.2' 'libjemalloc.so.[0-9]*' 'libjemalloc.so')
+TC_LIB=$(find_lib 'libtcmalloc_minimal.so.4' 'libtcmalloc_minimal.so.[0-9]*' 'libtcmalloc_minimal.so' \
+                  'libtcmalloc.so.4' 'libtcmalloc.so.[0-9]*' 'libtcmalloc.so')
+
+# Columns: name, preload, extra environment.
+NAMES=() PRELOADS=() ENVS=() MISSING=""
+add_alloc() { NAMES+=("$1"); PRELOADS+=("$2"); ENVS+=("$3"); }
+add_alloc hakmem "$HAK_LIB" ""
+IFS=',' read -r -a MODE_LIST <<< "$MODES"
+for m in "${MODE_LIST[@]}"; do
+  [ -n "$m" ] && add_alloc "hakmem:$m" "$HAK_LIB" "HAKMEM_MODE=$m"
+done
+[ -n "$HARD_LIB" ] && add_alloc hakmem-hardened "$HARD_LIB" ""
+add_alloc glibc "" ""
+peer() { # name lib package
+  if [ -n "$2" ]; then add_alloc "$1" "$2" ""; else MISSING="$MISSING,$1=$3"; fi
+}
+peer mimalloc "$MI_LIB" libmimalloc-dev
+peer jemalloc "$JE_LIB" libjemalloc-dev
+peer tcmalloc "$TC_LIB" libgoogle-perftools-dev
+
+# Workloads: name, metric, command.
+if [ "$QUICK" = 1 ]; then LARSON_SECS=1; PC_ITEMS=4M; else LARSON_SECS=2; PC_ITEMS=8M; fi
+WL_NAMES=(tiny_hot random_mixed larson prodcons)
+WL_METRIC=(ns_per_pair mops mops mfrees)
+WL_CMD=(
+  "$OUT/tiny_hot --bench --rounds 10M"
+  "$OUT/random_mixed --bench --ws 400 --min 16 --max 1024 --steps 20M"
+  "$OUT/larson --bench --threads 2 --min 8 --max 1000 --slots 5000 --rounds 100 --seed 4141 --seconds $LARSON_SECS"
+  "$OUT/prodcons --bench --producers 1 --consumers 1 --min 64 --max 64 --batch 4096 --queue 128 --items $PC_ITEMS"
+)
+if [ -n "$ONLY" ]; then
+  keep_n=() keep_m=() keep_c=()
+  for i in "${!WL_NAMES[@]}"; do
+    case ",$ONLY," in *",${WL_NAMES[$i]},"*)
+      keep_n+=("${WL_NAMES[$i]}"); keep_m+=("${WL_METRIC[$i]}"); keep_c+=("${WL_CMD[$i]}") ;;
+    esac
+  done
+  [ ${#keep_n[@]} -gt 0 ] || { echo "run.sh: --only matched no workload" >&2; exit 2; }
+  WL_NAMES=("${keep_n[@]}") WL_METRIC=("${keep_m[@]}") WL_CMD=("${keep_c[@]}")
+fi
+
+echo "== allocators: ${NAMES[*]}${MISSING:+ (missing:${MISSING//,/ })}"
+echo "== workloads: ${WL_NAMES[*]}; $RUNS run(s), interleaved"
+
+# ---------------------------------------------------------------------------------------------
+CSV=$OUT/results.csv
+echo "rep,workload,allocator,metric,value,peak_rss_kb,secs,status" > "$CSV"
+field() { # key line
+  sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $2"
+}
+NA=${#NAMES[@]}
+for ((rep = 1; rep <= RUNS; rep++)); do
+  for w in "${!WL_NAMES[@]}"; do
+    wl=${WL_NAMES[$w]} metric=${WL_METRIC[$w]}
+    for ((k = 0; k < NA; k++)); do
+      a=$(( (k + rep - 1) % NA ))
+      name=${NAMES[$a]} pre=${PRELOADS[$a]} extra=${ENVS[$a]}
+      log=$OUT/logs/$wl-${name//:/_}-$rep.log
+      envs=()
+      [ -n "$pre" ] && envs+=("LD_PRELOAD=$pre")
+      [ -n "$extra" ] && envs+=("$extra")
+      status=ok
+      set +e
+      # shellcheck disable=SC2086
+      env "${envs[@]}" timeout 300 ${WL_CMD[$w]} > "$log" 2>&1
+      rc=$?
+      set -e
+      if [ $rc = 124 ]; then status=timeout; elif [ $rc != 0 ]; then status=exit$rc; fi
+      line=$(grep '^RESULT ' "$log" | tail -n 1 || true)
+      value="" rss="" secs=""
+      if [ "$status" = ok ] && [ -n "$line" ]; then
+        case $metric in
+          ns_per_pair) value=$(field ns_per_pair "$line") ;;
+          *) value=$(field mops "$line") ;;
+        esac
+        rss=$(field peak_rss_kb "$line")
+        secs=$(field secs "$line")
+        rm -f "$log"
+      elif [ "$status" = ok ]; then
+        status=noresult
+      fi
+      printf '  run %d/%d %-13s %-18s %s\n' "$rep" "$RUNS" "$wl" "$name" "${value:-$status}"
+      echo "$rep,$wl,$name,$metric,$value,$rss,$secs,$status" >> "$CSV"
+    done
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+ORDER=$(IFS=','; echo "${NAMES[*]}")
+HEADER="hakmem bench — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU(s), $RUNS interleaved run(s)$([ "$QUICK" = 1 ] && echo ', quick' || true)
+hakmem: $HAK_LIB${HARD_LIB:+, hardened: $HARD_LIB}; peers: ${MI_LIB:-no mimalloc}, ${JE_LIB:-no jemalloc}, ${TC_LIB:-no tcmalloc}"
+echo
+if command -v python3 >/dev/null 2>&1; then
+  set +e
+  python3 "$ROOT/bench/report.py" "$CSV" "$OUT/report.md" --order "$ORDER" --missing "${MISSING#,}" --header "$HEADER"
+  rc=$?
+  set -e
+else
+  echo "python3 not found (apt-get install python3): raw results only" | tee "$OUT/report.md"
+  column -s, -t < "$CSV" | tee -a "$OUT/report.md"
+  rc=0
+  grep -q ',ok$' "$CSV" && ! grep -qv -e ',ok$' -e '^rep,' "$CSV" || rc=1
+fi
+echo
+echo "report: $OUT/report.md   raw: $CSV"
+exit $rc
