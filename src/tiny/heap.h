@@ -68,6 +68,14 @@ HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
 HK_HIDDEN void hk_tcache_flush(hk_heap_t *h, unsigned cls);
 HK_HIDDEN void hk_free_remote(hk_slab_t *s, void *p);
 
+/* Pushes a block (already checked) onto this thread's cache of its class; flushes when over the cap. */
+HK_INLINE void hk_tcache_push(hk_heap_t *h, unsigned cls, void *p) {
+    hk_tcache_t *tc = &h->tc[cls];
+    hk_link_set(p, tc->head);
+    tc->head = p;
+    if (HAK_UNLIKELY(--tc->room < 0)) hk_tcache_flush(h, cls);
+}
+
 /* Frees a block of a region. Returns after pushing it to this thread's cache, or to the slab's
  * remote stack when another thread owns the slab. */
 HK_INLINE void hk_slab_free(void *p) {
@@ -78,11 +86,7 @@ HK_INLINE void hk_slab_free(void *p) {
     if (HAK_HARDENED) hk_harden_on_free(p, hk_slab_of(a));
     /* Owner and class come from per-unit arrays: both loads depend only on p. */
     if (HAK_LIKELY(atomic_load_explicit(&ss->unit_owner[u], memory_order_relaxed) == h->token)) {
-        unsigned cls = ss->unit_cls[u];
-        hk_tcache_t *tc = &h->tc[cls];
-        hk_link_set(p, tc->head);
-        tc->head = p;
-        if (HAK_UNLIKELY(--tc->room < 0)) hk_tcache_flush(h, cls);
+        hk_tcache_push(h, ss->unit_cls[u], p);
         return;
     }
     hk_free_remote(hk_slab_of(a), p);

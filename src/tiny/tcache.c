@@ -339,7 +339,7 @@ void hk_free_remote(hk_slab_t *s, void *p) {
             h->cls_stats[s->cls].adopted++;
             hk_slab_drain(h, s);
             hk_list_push(h, s, s->local_free ? HK_LIST_PARTIAL : HK_LIST_FULL);
-            hk_slab_free(p);
+            hk_tcache_push(h, s->cls, p); /* the hardened free checks already ran */
             return;
         }
     }

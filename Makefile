@@ -1,0 +1,43 @@
+# hakmem front door. Every target sets itself up: missing Debian packages are installed when run as
+# root, otherwise the one apt-get line needed is printed.
+#
+#   make              build the release libraries (build/release/libhakmem.so, libhakmem.a)
+#   make test         build release, hardened, debug, asan, tsan and run their test suites
+#   make verify       the campaign: every variant and mode, every suite; one table and a verdict
+#   make bench        hakmem vs glibc, mimalloc, jemalloc, tcmalloc, side by side
+#   make stress       the stress programs' short modes (release preset)
+#   make install      install the release build (PREFIX=/usr/local)
+
+JOBS   ?= $(shell nproc)
+PREFIX ?= /usr/local
+
+.PHONY: all build test verify bench stress install clean deps-build deps-test deps-bench deps-verify
+
+all: build
+
+deps-%:
+	@tools/deps.sh $*
+
+build: deps-build
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+	@echo "built: build/release/libhakmem.so (LD_PRELOAD it), build/release/libhakmem.a"
+
+test: deps-test
+	@HAKMEM_JOBS=$(JOBS) tools/run-tests.sh
+
+verify: deps-verify
+	@python3 tools/hakmem-verify $(VERIFY_ARGS)
+
+bench: deps-bench
+	@bash bench/run.sh $(BENCH_ARGS)
+
+stress: deps-test
+	@cmake --preset release >/dev/null && cmake --build --preset release -j $(JOBS) >/dev/null
+	@ctest --preset release -L stress -LE '^mode$$' -j $(JOBS)
+
+install: build
+	@cmake --install build/release --prefix $(PREFIX)
+
+clean:
+	rm -rf build
