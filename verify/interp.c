@@ -93,8 +93,8 @@ int hk_interp_init(hk_interp_t *in, const hk_prog_t *prog, const hk_backend_t *b
     if (hk_shadow_init(&in->shadow, prog->id_count, sf) != 0)
         return -1;
     in->shadow.sample_limit = in->opts.sample_limit;
-    in->knob_saved = calloc(hk_knob_count, sizeof *in->knob_saved);
-    in->knob_touched = calloc(hk_knob_count, 1);
+    in->knob_saved = calloc(hk_op_knob_count, sizeof *in->knob_saved);
+    in->knob_touched = calloc(hk_op_knob_count, 1);
     if (!in->knob_saved || !in->knob_touched) {
         hk_interp_destroy(in);
         return -1;
@@ -106,12 +106,15 @@ static void restore_knobs(hk_interp_t *in)
 {
     if (!in->knob_touched || !in->be->set_option)
         return;
-    for (unsigned k = 0; k < hk_knob_count; k++) {
+    for (unsigned k = 0; k < hk_op_knob_count; k++) {
         if (in->knob_touched[k] != 1)
             continue;
         char v[32];
-        snprintf(v, sizeof v, "%lld", in->knob_saved[k]);
-        in->be->set_option(hk_knobs[k].option, v);
+        if (in->knob_saved[k] >= 0)
+            hk_op_knob_value_str(&hk_op_knobs[k], (uint64_t)in->knob_saved[k], v, sizeof v);
+        else
+            snprintf(v, sizeof v, "%lld", in->knob_saved[k]);
+        in->be->set_option(hk_op_knobs[k].option, v);
         in->knob_touched[k] = 0;
     }
 }
@@ -151,7 +154,7 @@ void hk_interp_drop(hk_interp_t *in, uint32_t id)
 
 static int report_fail(const hak_check_report_t *rep, const char *check, hk_verify_failure_t *f)
 {
-    hk_fail(f, check, "%s", rep->msg[0] ? rep->msg : "checker reported a failure without a message");
+    hk_verify_fail(f, check, "%s", rep->msg[0] ? rep->msg : "checker reported a failure without a message");
     if (f) {
         snprintf(f->detail, sizeof f->detail, "%s", rep->check ? rep->check : "");
         f->ptr = rep->ptr;
@@ -261,7 +264,7 @@ static int do_alloc(hk_interp_t *in, const hk_op_t *op, hk_op_result_t *r, hk_ve
     }
     /* Alignment owed: the requested one when it is a power of two (memalign family), a page (valloc),
      * else the default for the size. */
-    uint64_t owed = (align && is_pow2(align)) ? align : hk_default_align(total);
+    uint64_t owed = (align && is_pow2(align)) ? align : hk_shadow_default_align(total);
     return got_block(in, op->id, p, total, owed, op->kind == HK_OP_CALLOC, 0, r, f);
 }
 
@@ -284,7 +287,7 @@ static int do_realloc(hk_interp_t *in, const hk_op_t *op, hk_op_result_t *r, hk_
                                         : in->be->reallocarray_fn(old, op->arg, op->size);
     int err = errno;
     if (p)
-        return got_block(in, op->id, p, total, hk_default_align(total), 0, old != NULL, r, f);
+        return got_block(in, op->id, p, total, hk_shadow_default_align(total), 0, old != NULL, r, f);
     if (old && total == 0 && !ovf) {
         /* realloc(p, 0) returning NULL freed p (glibc's documented behaviour). */
         hk_shadow_remove(&in->shadow, op->id, 0, NULL);
@@ -302,7 +305,7 @@ static int do_set(hk_interp_t *in, const hk_op_t *op, hk_op_result_t *r)
     const hk_backend_t *be = in->be;
     if (!be->set_option)
         return 0;
-    const hk_knob_t *k = &hk_knobs[op->id];
+    const hk_op_knob_t *k = &hk_op_knobs[op->id];
     if (!in->knob_touched[op->id] && be->get_option) {
         errno = 0;
         long long v = be->get_option(k->option);
@@ -311,7 +314,7 @@ static int do_set(hk_interp_t *in, const hk_op_t *op, hk_op_result_t *r)
         in->knob_saved[op->id] = v;
     }
     char v[32];
-    snprintf(v, sizeof v, "%llu", (unsigned long long)op->arg);
+    hk_op_knob_value_str(k, op->arg, v, sizeof v);
     errno = 0;
     int rc = be->set_option(k->option, v);
     r->status = rc == 0 ? HK_RES_OK : HK_RES_FAIL;
@@ -364,7 +367,7 @@ int hk_interp_step(hk_interp_t *in, size_t i, unsigned thread, hk_op_result_t *r
         r.status = HK_RES_OK;
         r.usable = in->be->usable_fn(b->ptr);
         if ((in->opts.flags & HK_CHECK_SHADOW) && r.usable != b->usable) {
-            bad = hk_fail(f, "shadow.usable", "usable size changed from %llu to %llu while the block was live",
+            bad = hk_verify_fail(f, "shadow.usable", "usable size changed from %llu to %llu while the block was live",
                           (unsigned long long)b->usable, (unsigned long long)r.usable);
             if (f) {
                 f->id = op->id;
@@ -382,7 +385,9 @@ int hk_interp_step(hk_interp_t *in, size_t i, unsigned thread, hk_op_result_t *r
     default: /* THREAD: the runner already switched */
         break;
     }
-    if (!bad && (in->opts.flags & HK_CHECK_THREAD))
+    if (!bad && (in->opts.flags & HK_CHECK_THREAD) &&
+        (op->kind == HK_OP_CHECK || in->opts.thread_check_period <= 1 ||
+         (in->ops_run + 1) % in->opts.thread_check_period == 0))
         bad = run_checker(in->be->check_thread, "sll", f);
     if (res)
         *res = r;
@@ -430,7 +435,7 @@ int hk_interp_finish(hk_interp_t *in, hk_verify_failure_t *f)
 
 /* ---- runners ---------------------------------------------------------------------------------- */
 
-int hk_run_serial(const hk_prog_t *prog, hk_step_fn step, void *ctx, hk_verify_failure_t *f)
+int hk_interp_run_serial(const hk_prog_t *prog, hk_interp_step_fn step, void *ctx, hk_verify_failure_t *f)
 {
     unsigned t = 0;
     for (size_t i = 0; i < prog->n; i++) {
@@ -452,7 +457,7 @@ typedef struct ts {
     _Atomic uint32_t stop;
     const hk_prog_t *prog;
     uint8_t *owner;
-    hk_step_fn step;
+    hk_interp_step_fn step;
     void *ctx;
     hk_verify_failure_t fail;
     int failed;
@@ -521,16 +526,16 @@ static void *ts_main(void *arg)
     return NULL;
 }
 
-int hk_run_turnstile(const hk_prog_t *prog, hk_step_fn step, void *ctx, hk_verify_failure_t *f)
+int hk_interp_run_turnstile(const hk_prog_t *prog, hk_interp_step_fn step, void *ctx, hk_verify_failure_t *f)
 {
     if (prog->n >= UINT32_MAX)
-        return hk_fail(f, "interp", "program too long for the turnstile (%zu ops)", prog->n);
+        return hk_verify_fail(f, "interp", "program too long for the turnstile (%zu ops)", prog->n);
     ts_t *ts = calloc(1, sizeof *ts);
     uint8_t *owner = malloc(prog->n ? prog->n : 1);
     if (!ts || !owner) {
         free(ts);
         free(owner);
-        return hk_fail(f, "interp", "out of memory");
+        return hk_verify_fail(f, "interp", "out of memory");
     }
     unsigned used = 0, t = 0;
     for (size_t i = 0; i < prog->n; i++) {
@@ -569,7 +574,7 @@ int hk_run_turnstile(const hk_prog_t *prog, hk_step_fn step, void *ctx, hk_verif
             *f = ts->fail;
         bad = 1;
     } else if (create_failed) {
-        bad = hk_fail(f, "interp", "pthread_create failed");
+        bad = hk_verify_fail(f, "interp", "pthread_create failed");
     }
     free(owner);
     free(ts);
@@ -590,9 +595,9 @@ int hk_interp_run(const hk_prog_t *prog, const hk_backend_t *be, const hk_interp
     if (f)
         hk_verify_failure_clear(f);
     if (hk_interp_init(&in, prog, be, opts) != 0)
-        return hk_fail(f, "interp", "out of memory");
-    int bad = threaded ? hk_run_turnstile(prog, interp_step_cb, &in, f)
-                       : hk_run_serial(prog, interp_step_cb, &in, f);
+        return hk_verify_fail(f, "interp", "out of memory");
+    int bad = threaded ? hk_interp_run_turnstile(prog, interp_step_cb, &in, f)
+                       : hk_interp_run_serial(prog, interp_step_cb, &in, f);
     if (!bad)
         bad = hk_interp_finish(&in, f);
     hk_interp_destroy(&in);

@@ -91,6 +91,9 @@ typedef struct hk_interp_opts {
     unsigned flags;           /* HK_CHECK_* | HK_INTERP_* */
     uint64_t max_size;        /* 0 = HK_OP_MAX_SIZE_DEFAULT */
     uint64_t sample_limit;    /* blocks above this are filled/verified by samples; 0 = 4 KiB */
+    uint32_t thread_check_period; /* HK_CHECK_THREAD runs after every Nth op (and on CHECK, at the
+                                   * end); 0 or 1 = every op. The walk costs O(cached blocks), which
+                                   * dominates a fuzz exec when run after every op. */
     hk_op_result_t *results;  /* optional: prog->n entries, filled op by op */
 } hk_interp_opts_t;
 
@@ -126,13 +129,13 @@ void hk_interp_drop(hk_interp_t *in, uint32_t id);
 
 /* ---- runners ---------------------------------------------------------------------------------- */
 /* A step: run op i as logical thread t. 0 = go on, 1 = failure (f filled): the run stops. */
-typedef int (*hk_step_fn)(void *ctx, size_t i, unsigned thread, hk_verify_failure_t *f);
+typedef int (*hk_interp_step_fn)(void *ctx, size_t i, unsigned thread, hk_verify_failure_t *f);
 
 /* Serial: ops in order on the calling thread. Returns 0 or 1. */
-int hk_run_serial(const hk_prog_t *prog, hk_step_fn step, void *ctx, hk_verify_failure_t *f);
+int hk_interp_run_serial(const hk_prog_t *prog, hk_interp_step_fn step, void *ctx, hk_verify_failure_t *f);
 /* Turnstile: one OS thread per logical thread that owns ops; each op runs on its own thread at its
  * turn. Returns 0 or 1 (a failure stops every thread). */
-int hk_run_turnstile(const hk_prog_t *prog, hk_step_fn step, void *ctx, hk_verify_failure_t *f);
+int hk_interp_run_turnstile(const hk_prog_t *prog, hk_interp_step_fn step, void *ctx, hk_verify_failure_t *f);
 
 /* Convenience: init + run (serial, or turnstile when threaded) + finish + destroy. 0 or 1. */
 int hk_interp_run(const hk_prog_t *prog, const hk_backend_t *be, const hk_interp_opts_t *opts,

@@ -10,28 +10,45 @@
 #include <string.h>
 
 /* Knobs SET may change. Index = binary/fuzz code: append only. The option names are those of
- * src/config's option table; an unknown name makes hak_debug_set_option fail with EINVAL, which the
- * interpreter records as the op's result (not a failure), so a stale entry is visible, not fatal. */
-const hk_knob_t hk_knobs[] = {
-    {"tiny_cap", "HAKMEM_TINY_CAP", 0, 2048},
-    {"tiny_refill", "HAKMEM_TINY_REFILL", 1, 512},
-    {"tiny_drain", "HAKMEM_TINY_DRAIN_THRESHOLD", 0, 4096},
-    {"mid_cap", "HAKMEM_MID_CAP", 0, 512},
-    {"bigcache", "HAKMEM_BIGCACHE", 0, 1},
-    {"bigcache_max_mb", "HAKMEM_BIGCACHE_MAX_MB", 0, 1024},
-    {"superslab_reuse", "HAKMEM_SUPERSLAB_REUSE", 0, 64},
-    {"mem_lean", "HAKMEM_SS_MEM_LEAN", 0, 1},
-    {"thp", "HAKMEM_THP", 0, 2},
-    {"alloc_learn", "HAKMEM_ALLOC_LEARN", 0, 1},
-    {"mem_learn", "HAKMEM_MEM_LEARN", 0, 1},
-    {"ace_enabled", "HAKMEM_ACE_ENABLED", 0, 1},
+ * src/config/options.def (runtime-safe options only: "every value in [min, max] is safe at every
+ * moment"). An unknown name makes hak_debug_set_option fail with EINVAL, which the interpreter records
+ * as the op's result (not a failure), so a stale entry is visible, not fatal. `mode` is first so that
+ * restoring knobs at the end of a run re-applies the mode's presets before the individual values. */
+const hk_op_knob_t hk_op_knobs[] = {
+    {"mode", "HAKMEM_MODE", 0, 7, "minimal|fast|balanced|learning|adaptive|tight|lean|research"},
+    {"thp", "HAKMEM_THP", 0, 2, "off|auto|on"},
+    {"bigcache", "HAKMEM_BIGCACHE", 0, 1, NULL},
+    {"bigcache_entries", "HAKMEM_BIGCACHE_ENTRIES", 0, 256, NULL},
+    {"bigcache_max_mb", "HAKMEM_BIGCACHE_MAX_MB", 0, 65536, NULL},
+    {"madvise_batch", "HAKMEM_MADVISE_BATCH", 0, 4096, NULL},
+    {"superslab_reuse", "HAKMEM_SUPERSLAB_REUSE", 0, 1024, NULL},
+    {"tiny_cap", "HAKMEM_TINY_CAP_PCT", 1, 800, NULL},
+    {"mem_lean", "HAKMEM_SS_MEM_LEAN", 0, 1, NULL},
+    {"lean_target_mb", "HAKMEM_SS_MEM_LEAN_TARGET_MB", 1, 1048576, NULL},
+    {"lean_decommit", "HAKMEM_SS_MEM_LEAN_DECOMMIT", 0, 2, "FREE|DONTNEED|OFF"},
 };
-const unsigned hk_knob_count = sizeof hk_knobs / sizeof hk_knobs[0];
+const unsigned hk_op_knob_count = sizeof hk_op_knobs / sizeof hk_op_knobs[0];
 
-int hk_knob_find(const char *name, size_t len)
+void hk_op_knob_value_str(const hk_op_knob_t *k, uint64_t v, char *buf, size_t len)
 {
-    for (unsigned i = 0; i < hk_knob_count; i++)
-        if (strlen(hk_knobs[i].name) == len && memcmp(hk_knobs[i].name, name, len) == 0)
+    if (k->choices) {
+        const char *c = k->choices;
+        for (uint64_t i = 0; *c; i++) {
+            size_t n = strcspn(c, "|");
+            if (i == v) {
+                snprintf(buf, len, "%.*s", (int)n, c);
+                return;
+            }
+            c += n + (c[n] == '|');
+        }
+    }
+    snprintf(buf, len, "%" PRIu64, v);
+}
+
+int hk_op_knob_find(const char *name, size_t len)
+{
+    for (unsigned i = 0; i < hk_op_knob_count; i++)
+        if (strlen(hk_op_knobs[i].name) == len && memcmp(hk_op_knobs[i].name, name, len) == 0)
             return (int)i;
     return -1;
 }
@@ -93,7 +110,7 @@ int hk_op_validate(const hk_op_t *op, const char **why)
         w = "block id out of range";
     else if (op->kind == HK_OP_THREAD && op->id >= HK_OP_MAX_THREADS)
         w = "thread out of range";
-    else if (op->kind == HK_OP_SET && op->id >= hk_knob_count)
+    else if (op->kind == HK_OP_SET && op->id >= hk_op_knob_count)
         w = "unknown knob";
     else if (op->kind == HK_OP_CHECK && op->id != 0)
         w = "check takes no id";
@@ -221,8 +238,8 @@ int hk_op_format(const hk_op_t *op, char *buf, size_t len)
     case HK_OP_FREE: case HK_OP_USABLE: case HK_OP_THREAD:
         return snprintf(buf, len, "%s %" PRIu32, name, op->id);
     case HK_OP_SET:
-        if (op->id < hk_knob_count)
-            return snprintf(buf, len, "set %s %s", hk_knobs[op->id].name, a);
+        if (op->id < hk_op_knob_count)
+            return snprintf(buf, len, "set %s %s", hk_op_knobs[op->id].name, a);
         return snprintf(buf, len, "set #%" PRIu32 " %s", op->id, a);
     case HK_OP_CHECK:
         return snprintf(buf, len, "check");

@@ -82,15 +82,18 @@ typedef struct hk_prog {
 /* Knobs for SET: a stable index (binary/fuzz forms) -> a text name and the hakmem option name passed
  * to hak_debug_set_option. The fuzz decoder draws values in [min, max] and, rarely, outside it (a bad
  * value must be rejected with EINVAL and change nothing). Append only. */
-typedef struct hk_knob {
-    const char *name;   /* text form: "set tiny_cap 64" */
-    const char *option; /* name given to hak_debug_set_option */
-    uint64_t min, max;  /* the documented valid range */
-} hk_knob_t;
+typedef struct hk_op_knob {
+    const char *name;    /* text form: "set tiny_cap 64" */
+    const char *option;  /* name given to hak_debug_set_option */
+    uint64_t min, max;   /* the documented valid range */
+    const char *choices; /* enum options: "off|auto|on" (value = index), else NULL */
+} hk_op_knob_t;
 
-extern const hk_knob_t hk_knobs[];
-extern const unsigned hk_knob_count;
-int hk_knob_find(const char *name, size_t len); /* index, or -1 */
+extern const hk_op_knob_t hk_op_knobs[];
+extern const unsigned hk_op_knob_count;
+int hk_op_knob_find(const char *name, size_t len); /* index, or -1 */
+/* The string SET passes for value v: the choice name for enum knobs (when v names one), else decimal. */
+void hk_op_knob_value_str(const hk_op_knob_t *k, uint64_t v, char *buf, size_t len);
 
 /* ---- program ----------------------------------------------------------------------------- */
 void hk_prog_init(hk_prog_t *p);
@@ -141,7 +144,7 @@ int hk_prog_decode(hk_prog_t *p, const uint8_t *data, size_t n, char *err, size_
 int hk_prog_write_binary(FILE *f, const hk_prog_t *p);
 
 /* CRC-32 (ISO-HDLC, the zlib/PNG one). crc = 0 to start. */
-uint32_t hk_crc32(uint32_t crc, const void *data, size_t n);
+uint32_t hk_op_crc32(uint32_t crc, const void *data, size_t n);
 
 /* ---- text form ---------------------------------------------------------------------------- */
 /* Parses; on error returns -1 and writes "line:col: what" into err. p is cleared first. */

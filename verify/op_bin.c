@@ -34,7 +34,7 @@ static void crc_init(void)
     }
 }
 
-uint32_t hk_crc32(uint32_t crc, const void *data, size_t n)
+uint32_t hk_op_crc32(uint32_t crc, const void *data, size_t n)
 {
     const uint8_t *p = data;
     pthread_once(&crc_once, crc_init);
@@ -104,7 +104,7 @@ int hk_prog_encode(const hk_prog_t *p, uint8_t **out, size_t *len)
         if (f & 2)
             pos += put_varint(b + pos, op->size);
     }
-    put_le(b + pos, hk_crc32(0, b, pos), 4);
+    put_le(b + pos, hk_op_crc32(0, b, pos), 4);
     pos += 4;
     *out = b;
     *len = pos;
@@ -231,7 +231,7 @@ int hk_prog_decode(hk_prog_t *p, const uint8_t *d, size_t n, char *err, size_t e
     if (pos != end)
         return fail(err, errlen, pos, "%zu unexpected bytes after the last op (count says %llu ops)",
                     end - pos, (unsigned long long)count);
-    uint32_t stored = (uint32_t)get_le(d + end, 4), computed = hk_crc32(0, d, end);
+    uint32_t stored = (uint32_t)get_le(d + end, 4), computed = hk_op_crc32(0, d, end);
     if (stored != computed)
         return fail(err, errlen, end, "CRC mismatch (stored 0x%08x, computed 0x%08x over bytes 0..%zu)",
                     stored, computed, end);

@@ -160,7 +160,7 @@ static uint64_t rd_nmemb(rd_t *r)
     return rd_le(r, 8);
 }
 
-static uint64_t knob_value(const hk_knob_t *k, unsigned c)
+static uint64_t knob_value(const hk_op_knob_t *k, unsigned c)
 {
     if (c < 240)
         return k->min + ((k->max - k->min) * c) / 239;
@@ -203,9 +203,9 @@ int hk_prog_from_fuzz(hk_prog_t *p, const uint8_t *data, size_t n)
             op.id = rd_u8(&r) % HK_OP_MAX_THREADS;
             break;
         case HK_OP_SET: {
-            op.id = rd_u8(&r) % hk_knob_count;
+            op.id = rd_u8(&r) % hk_op_knob_count;
             uint8_t c = rd_u8(&r);
-            op.arg = c == 255 ? rd_le(&r, 4) : knob_value(&hk_knobs[op.id], c);
+            op.arg = c == 255 ? rd_le(&r, 4) : knob_value(&hk_op_knobs[op.id], c);
             break;
         }
         default: /* CHECK */
@@ -357,7 +357,7 @@ int hk_prog_to_fuzz(const hk_prog_t *p, uint8_t **out, size_t *len)
             wr_u8(&w, (uint8_t)op->id);
             break;
         case HK_OP_SET: {
-            const hk_knob_t *k = &hk_knobs[op->id];
+            const hk_op_knob_t *k = &hk_op_knobs[op->id];
             int c = -1;
             for (unsigned v = 0; v < 245 && c < 0; v++)
                 if (knob_value(k, v) == op->arg)

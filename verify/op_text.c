@@ -131,11 +131,11 @@ static int parse_line(tp_t *t, hk_prog_t *p)
         size_t kst, klen = token(t, &kst);
         if (!klen)
             return tp_fail(t, t->pos, "expected a knob name");
-        int k = hk_knob_find(t->s + kst, klen);
+        int k = hk_op_knob_find(t->s + kst, klen);
         if (k < 0 && klen > 1 && t->s[kst] == '#') {
             char *e;
             unsigned long idx = strtoul(t->s + kst + 1, &e, 10);
-            if (e == t->s + kst + klen && idx < hk_knob_count)
+            if (e == t->s + kst + klen && idx < hk_op_knob_count)
                 k = (int)idx;
         }
         if (k < 0)

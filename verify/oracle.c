@@ -51,7 +51,7 @@ int hk_oracle_compare(const hk_op_t *op, const hk_op_result_t *test, const hk_op
             *tolerated = 1;
             return 0;
         }
-        hk_fail(f, "oracle.errno", "both failed: hakmem errno %s, glibc errno %s", err_name(test->err),
+        hk_verify_fail(f, "oracle.errno", "both failed: hakmem errno %s, glibc errno %s", err_name(test->err),
                 err_name(ref->err));
         return 1;
     }
@@ -62,7 +62,7 @@ int hk_oracle_compare(const hk_op_t *op, const hk_op_result_t *test, const hk_op
         *tolerated = 1;
         return 0;
     }
-    hk_fail(f, "oracle.null", "hakmem: %s%s%s; glibc: %s%s%s", status_name(test->status),
+    hk_verify_fail(f, "oracle.null", "hakmem: %s%s%s; glibc: %s%s%s", status_name(test->status),
             test->status == HK_RES_FAIL ? " errno " : "", test->status == HK_RES_FAIL ? err_name(test->err) : "",
             status_name(ref->status), ref->status == HK_RES_FAIL ? " errno " : "",
             ref->status == HK_RES_FAIL ? err_name(ref->err) : "");
@@ -134,12 +134,12 @@ int hk_oracle_run(const hk_prog_t *prog, const hk_oracle_opts_t *opts, int threa
     const hk_backend_t *test = opts->test ? opts->test : &hk_backend_hakmem;
     const hk_backend_t *ref = opts->ref ? opts->ref : &hk_backend_glibc;
     if (hk_interp_init(&o.test, prog, test, &io) != 0)
-        return hk_fail(f, "interp", "out of memory");
+        return hk_verify_fail(f, "interp", "out of memory");
     if (hk_interp_init(&o.ref, prog, ref, &io) != 0) {
         hk_interp_destroy(&o.test);
-        return hk_fail(f, "interp", "out of memory");
+        return hk_verify_fail(f, "interp", "out of memory");
     }
-    int bad = threaded ? hk_run_turnstile(prog, oracle_step, &o, f) : hk_run_serial(prog, oracle_step, &o, f);
+    int bad = threaded ? hk_interp_run_turnstile(prog, oracle_step, &o, f) : hk_interp_run_serial(prog, oracle_step, &o, f);
     if (!bad)
         bad = hk_interp_finish(&o.test, f);
     if (!bad)

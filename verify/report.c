@@ -14,7 +14,7 @@ void hk_verify_failure_clear(hk_verify_failure_t *f)
     f->other_id = HK_NO_ID;
 }
 
-int hk_fail(hk_verify_failure_t *f, const char *check, const char *fmt, ...)
+int hk_verify_fail(hk_verify_failure_t *f, const char *check, const char *fmt, ...)
 {
     if (!f)
         return 1;

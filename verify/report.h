@@ -43,8 +43,8 @@ typedef struct hk_verify_failure {
 
 void hk_verify_failure_clear(hk_verify_failure_t *f);
 /* Fills check, msg (printf-style) and resets the rest; the caller sets ids/pointers. Returns 1 so a
- * checker can `return hk_fail(...)`. f may be NULL (then only the return value matters). */
-int hk_fail(hk_verify_failure_t *f, const char *check, const char *fmt, ...)
+ * checker can `return hk_verify_fail(...)`. f may be NULL (then only the return value matters). */
+int hk_verify_fail(hk_verify_failure_t *f, const char *check, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* One line: "FAIL <check> op <i> [thread t] '<op text>' id <id> ptr <p> [other ...]: <msg>\n" */
 void hk_verify_failure_print(FILE *out, const hk_verify_failure_t *f);

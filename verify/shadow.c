@@ -34,7 +34,7 @@ static uint64_t size_bucket(uint64_t size)
     return 16 + (uint64_t)l * 4 + ((size >> (l - 2)) & 3);
 }
 
-uint64_t hk_pattern_seed(uint32_t id, uint32_t gen, uint64_t size)
+uint64_t hk_shadow_pattern_seed(uint32_t id, uint32_t gen, uint64_t size)
 {
     return mix64(((uint64_t)id << 32 | gen) ^ mix64(size_bucket(size)));
 }
@@ -53,7 +53,7 @@ static inline uint8_t pat_byte(uint64_t seed, uint64_t off)
     return (uint8_t)((seed + (off >> 3) * PAT_K) >> (8 * (off & 7)));
 }
 
-void hk_pattern_fill(uint64_t seed, void *p, uint64_t off, uint64_t n)
+void hk_shadow_pattern_fill(uint64_t seed, void *p, uint64_t off, uint64_t n)
 {
     uint8_t *b = p;
     uint64_t o = off, end = off + n;
@@ -72,7 +72,7 @@ void hk_pattern_fill(uint64_t seed, void *p, uint64_t off, uint64_t n)
         b[o] = pat_byte(seed, o);
 }
 
-uint64_t hk_pattern_find_mismatch(uint64_t seed, const void *p, uint64_t off, uint64_t n)
+uint64_t hk_shadow_pattern_find_mismatch(uint64_t seed, const void *p, uint64_t off, uint64_t n)
 {
     const uint8_t *b = p;
     uint64_t o = off, end = off + n;
@@ -243,7 +243,7 @@ static int tree_insert(hk_shadow_t *sh, uint32_t id, hk_verify_failure_t *f)
     if (hit == NIL)
         return 0;
     const hk_block_t *o = &sh->blk[hit];
-    hk_fail(f, "shadow.overlap",
+    hk_verify_fail(f, "shadow.overlap",
             "new block [%p, +%llu) overlaps live block of id %u [%p, +%llu) (usable sizes)", (void *)b->ptr,
             (unsigned long long)extent(b), hit, (void *)o->ptr, (unsigned long long)extent(o));
     if (f) {
@@ -289,7 +289,7 @@ void hk_shadow_destroy(hk_shadow_t *sh)
     sh->root = NIL;
 }
 
-uint64_t hk_default_align(uint64_t size)
+uint64_t hk_shadow_default_align(uint64_t size)
 {
     if (size >= 16)
         return 16;
@@ -315,7 +315,7 @@ static int content_fail(hk_shadow_t *sh, uint32_t id, uint64_t off, const char *
 {
     const hk_block_t *b = &sh->blk[id];
     uint8_t got = b->ptr[off];
-    hk_fail(f, "shadow.content",
+    hk_verify_fail(f, "shadow.content",
             "%s: byte %llu of the block (requested %llu, usable %llu, gen %u) is 0x%02x, expected 0x%02x",
             what, (unsigned long long)off, (unsigned long long)b->size, (unsigned long long)b->usable,
             b->gen, got, pat_byte(b->seed, off));
@@ -335,7 +335,7 @@ static uint64_t check_pattern(const hk_shadow_t *sh, const hk_block_t *b, uint64
             continue;
         if (off + n > clip)
             n = clip - off;
-        uint64_t bad = hk_pattern_find_mismatch(b->seed, b->ptr, off, n);
+        uint64_t bad = hk_shadow_pattern_find_mismatch(b->seed, b->ptr, off, n);
         if (bad != UINT64_MAX)
             return bad;
     }
@@ -346,7 +346,7 @@ static void fill_pattern(const hk_shadow_t *sh, const hk_block_t *b)
 {
     uint64_t cur = 0, off, n, lim = limit_of(sh);
     while (seg_next(b->filled, lim, &cur, &off, &n))
-        hk_pattern_fill(b->seed, b->ptr, off, n);
+        hk_shadow_pattern_fill(b->seed, b->ptr, off, n);
 }
 
 /* Fills the record of a new block in id and runs the per-block checks. */
@@ -358,17 +358,17 @@ static int record(hk_shadow_t *sh, uint32_t id, void *ptr, uint64_t size, uint64
     b->size = size;
     b->usable = usable;
     b->gen++;
-    b->seed = hk_pattern_seed(id, b->gen, size);
+    b->seed = hk_shadow_pattern_seed(id, b->gen, size);
     b->filled = fill_len(sh, size, usable, align);
     sh->live++;
     sh->live_bytes += size;
     int bad = 0;
     if (sh->flags & HK_SHADOW_CHECKS) {
         if (align > 1 && ((uintptr_t)ptr & (align - 1))) {
-            bad = hk_fail(f, "shadow.align", "block %p of %llu bytes is not aligned to %llu", ptr,
+            bad = hk_verify_fail(f, "shadow.align", "block %p of %llu bytes is not aligned to %llu", ptr,
                           (unsigned long long)size, (unsigned long long)align);
         } else if (usable < size) {
-            bad = hk_fail(f, "shadow.usable", "usable size %llu is below the requested %llu",
+            bad = hk_verify_fail(f, "shadow.usable", "usable size %llu is below the requested %llu",
                           (unsigned long long)usable, (unsigned long long)size);
         }
         if (bad && f) {
@@ -387,7 +387,7 @@ static int record(hk_shadow_t *sh, uint32_t id, void *ptr, uint64_t size, uint64
         while (seg_next(size, lim, &cur, &off, &n)) {
             for (uint64_t o = off; o < off + n; o++) {
                 if (b->ptr[o] != 0) {
-                    hk_fail(f, "shadow.content", "calloc block not zeroed: byte %llu of %llu is 0x%02x",
+                    hk_verify_fail(f, "shadow.content", "calloc block not zeroed: byte %llu of %llu is 0x%02x",
                             (unsigned long long)o, (unsigned long long)size, b->ptr[o]);
                     if (f) {
                         f->id = id;
@@ -451,7 +451,7 @@ int hk_shadow_moved(hk_shadow_t *sh, uint32_t id, void *ptr, uint64_t size, uint
         uint64_t bad = check_pattern(sh, &view, keep);
         if (bad != UINT64_MAX) {
             uint8_t got = ((uint8_t *)ptr)[bad];
-            hk_fail(f, "shadow.content",
+            hk_verify_fail(f, "shadow.content",
                     "realloc from %llu to %llu bytes lost data: byte %llu is 0x%02x, expected 0x%02x "
                     "(old block %p)",
                     (unsigned long long)old.size, (unsigned long long)size, (unsigned long long)bad, got,
@@ -475,9 +475,9 @@ static int verify_edges(hk_shadow_t *sh, uint32_t id, hk_verify_failure_t *f)
 {
     const hk_block_t *b = &sh->blk[id];
     uint64_t n = b->filled < NEIGHBOUR_BYTES ? b->filled : NEIGHBOUR_BYTES;
-    uint64_t bad = hk_pattern_find_mismatch(b->seed, b->ptr, 0, n);
+    uint64_t bad = hk_shadow_pattern_find_mismatch(b->seed, b->ptr, 0, n);
     if (bad == UINT64_MAX)
-        bad = hk_pattern_find_mismatch(b->seed, b->ptr, b->filled - n, n);
+        bad = hk_shadow_pattern_find_mismatch(b->seed, b->ptr, b->filled - n, n);
     if (bad == UINT64_MAX)
         return 0;
     return content_fail(sh, id, bad, "neighbouring block changed", f);
@@ -530,7 +530,7 @@ int hk_shadow_self_check(hk_shadow_t *sh, hk_verify_failure_t *f)
     size_t cap = 64, top = 0, seen = 0;
     uint32_t *stack = malloc(cap * sizeof *stack), prev = NIL, t = sh->root;
     if (!stack)
-        return hk_fail(f, "interp", "out of memory");
+        return hk_verify_fail(f, "interp", "out of memory");
     int bad = 0;
     while (!bad && (t != NIL || top)) {
         while (t != NIL) {
@@ -538,7 +538,7 @@ int hk_shadow_self_check(hk_shadow_t *sh, hk_verify_failure_t *f)
                 uint32_t *s = realloc(stack, 2 * cap * sizeof *s);
                 if (!s) {
                     free(stack);
-                    return hk_fail(f, "interp", "out of memory");
+                    return hk_verify_fail(f, "interp", "out of memory");
                 }
                 stack = s;
                 cap *= 2;
@@ -548,11 +548,11 @@ int hk_shadow_self_check(hk_shadow_t *sh, hk_verify_failure_t *f)
         }
         t = stack[--top];
         if (++seen > sh->live) {
-            bad = hk_fail(f, "shadow.overlap", "shadow tree holds more nodes than live blocks (cycle?)");
+            bad = hk_verify_fail(f, "shadow.overlap", "shadow tree holds more nodes than live blocks (cycle?)");
             break;
         }
         if (prev != NIL && (key(sh, t) < key(sh, prev) || key(sh, t) - key(sh, prev) < extent(&sh->blk[prev]))) {
-            bad = hk_fail(f, "shadow.overlap", "live blocks %u and %u overlap or are out of order", prev, t);
+            bad = hk_verify_fail(f, "shadow.overlap", "live blocks %u and %u overlap or are out of order", prev, t);
             if (f) {
                 f->id = t;
                 f->other_id = prev;
@@ -565,6 +565,6 @@ int hk_shadow_self_check(hk_shadow_t *sh, hk_verify_failure_t *f)
     }
     free(stack);
     if (!bad && seen != sh->live)
-        bad = hk_fail(f, "shadow.overlap", "shadow tree holds %zu nodes, %zu blocks are live", seen, sh->live);
+        bad = hk_verify_fail(f, "shadow.overlap", "shadow tree holds %zu nodes, %zu blocks are live", seen, sh->live);
     return bad;
 }

@@ -66,7 +66,7 @@ static inline hk_block_t *hk_shadow_get(hk_shadow_t *sh, uint32_t id)
 
 /* The default alignment a malloc-like call owes a request: min(16, largest power of two <= size),
  * 1 for size 0. */
-uint64_t hk_default_align(uint64_t size);
+uint64_t hk_shadow_default_align(uint64_t size);
 
 /* Records a new block in an empty id after a successful allocation and checks it: alignment (align =
  * the alignment owed), usable >= size, no overlap with any live block, zeroed (when zeroed != 0: calloc)
@@ -96,10 +96,10 @@ int hk_shadow_sweep(hk_shadow_t *sh, hk_verify_failure_t *f);
 int hk_shadow_self_check(hk_shadow_t *sh, hk_verify_failure_t *f);
 
 /* The pattern, exposed for tests and tools. */
-uint64_t hk_pattern_seed(uint32_t id, uint32_t gen, uint64_t size);
-void hk_pattern_fill(uint64_t seed, void *p, uint64_t off, uint64_t n);
+uint64_t hk_shadow_pattern_seed(uint32_t id, uint32_t gen, uint64_t size);
+void hk_shadow_pattern_fill(uint64_t seed, void *p, uint64_t off, uint64_t n);
 /* Offset of the first byte in [off, off+n) that differs from the pattern, or UINT64_MAX. */
-uint64_t hk_pattern_find_mismatch(uint64_t seed, const void *p, uint64_t off, uint64_t n);
+uint64_t hk_shadow_pattern_find_mismatch(uint64_t seed, const void *p, uint64_t off, uint64_t n);
 
 #ifdef __cplusplus
 }

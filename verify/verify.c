@@ -4,6 +4,7 @@
 #endif
 #include "verify.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void hk_verify_opts_default(hk_verify_opts_t *o)
@@ -39,6 +40,18 @@ int hk_verify_opts_parse(hk_verify_opts_t *o, const char *words)
                     found = 1;
                 }
             }
+            char *end;
+            if (!found && len > 4 && memcmp(s, "sll=", 4) == 0) {
+                unsigned long v = strtoul(s + 4, &end, 10);
+                found = end == s + len;
+                if (found)
+                    o->thread_check_period = (uint32_t)v;
+            } else if (!found && len > 4 && memcmp(s, "max=", 4) == 0) {
+                unsigned long long v = strtoull(s + 4, &end, 10);
+                found = end == s + len;
+                if (found)
+                    o->max_size = v;
+            }
             if (!found)
                 rc = -1;
         }
@@ -61,6 +74,7 @@ int hk_verify_run_prog(const hk_prog_t *prog, const hk_verify_opts_t *opts, hk_v
     memset(&io, 0, sizeof io);
     io.flags = opts->flags & (HK_CHECK_ALL | HK_INTERP_ALLOW_LARGE);
     io.max_size = opts->max_size;
+    io.thread_check_period = opts->thread_check_period;
     if (opts->flags & HK_VERIFY_GLIBC_ONLY)
         return hk_interp_run(prog, &hk_backend_glibc, &io, threaded, out);
     if (opts->flags & HK_VERIFY_NO_ORACLE)
@@ -82,6 +96,6 @@ int hk_verify_run_bytes(const uint8_t *data, size_t n, const hk_verify_opts_t *o
         ready = 1;
     }
     if (hk_prog_from_fuzz(&prog, data, n) != 0)
-        return hk_fail(out, "interp", "out of memory decoding %zu bytes", n);
+        return hk_verify_fail(out, "interp", "out of memory decoding %zu bytes", n);
     return hk_verify_run_prog(&prog, opts, out);
 }

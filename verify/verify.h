@@ -47,11 +47,13 @@ enum {
 typedef struct hk_verify_opts {
     unsigned flags;        /* HK_VERIFY_*; 0 is not "defaults": use hk_verify_opts_default */
     uint64_t max_size;     /* 0 = HK_OP_MAX_SIZE_DEFAULT (4 MiB) */
+    uint32_t thread_check_period; /* TLS-SLL check after every Nth op; 0/1 = every op */
 } hk_verify_opts_t;
 
 void hk_verify_opts_default(hk_verify_opts_t *o);
-/* Reads HAKMEM_VERIFY_FLAGS-style words from a string ("noheap,threads,strict,...") into o: lets a
- * harness take its configuration from the environment. Unknown words are ignored with a -1 return. */
+/* Applies words from a string to o, so a harness can take its configuration from the environment:
+ *   all noshadow nocontent nosll noheap nochecks large nooracle threads strict glibc sll=N max=BYTES
+ * (comma or blank separated). Unknown words are skipped and make the return value -1. */
 int hk_verify_opts_parse(hk_verify_opts_t *o, const char *words);
 
 /* Decodes data as fuzz bytes and runs it. opts NULL = defaults. Returns 0, or 1 with *out filled
