@@ -238,8 +238,12 @@ int hk_op_format(const hk_op_t *op, char *buf, size_t len)
     case HK_OP_FREE: case HK_OP_USABLE: case HK_OP_THREAD:
         return snprintf(buf, len, "%s %" PRIu32, name, op->id);
     case HK_OP_SET:
-        if (op->id < hk_op_knob_count)
-            return snprintf(buf, len, "set %s %s", hk_op_knobs[op->id].name, a);
+        if (op->id < hk_op_knob_count) {
+            const hk_op_knob_t *k = &hk_op_knobs[op->id];
+            if (k->choices && op->arg <= k->max)
+                hk_op_knob_value_str(k, op->arg, a, sizeof a);
+            return snprintf(buf, len, "set %s %s", k->name, a);
+        }
         return snprintf(buf, len, "set #%" PRIu32 " %s", op->id, a);
     case HK_OP_CHECK:
         return snprintf(buf, len, "check");

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct tp {
     const char *s;
@@ -72,7 +73,7 @@ static int number(tp_t *t, const char *what, uint64_t *out)
     size_t i = 0;
     unsigned base = 10;
     uint64_t v = 0;
-    if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
         base = 16;
         i = 2;
     }
@@ -141,8 +142,25 @@ static int parse_line(tp_t *t, hk_prog_t *p)
         if (k < 0)
             return tp_fail(t, kst, "unknown knob '%.*s'", (int)klen, t->s + kst);
         op.id = (uint32_t)k;
-        if (number(t, "knob value", &op.arg) != 0)
+        const hk_op_knob_t *kn = &hk_op_knobs[k];
+        skip_blank(t);
+        if (kn->choices && t->pos < t->n && !(t->s[t->pos] >= '0' && t->s[t->pos] <= '9')) {
+            /* An enum knob by choice name: "set mode balanced". */
+            size_t vst, vlen = token(t, &vst);
+            int found = -1;
+            const char *c = kn->choices;
+            for (int i = 0; *c && found < 0; i++) {
+                size_t cn = strcspn(c, "|");
+                if (cn == vlen && strncasecmp(c, t->s + vst, vlen) == 0)
+                    found = i;
+                c += cn + (c[cn] == '|');
+            }
+            if (found < 0)
+                return tp_fail(t, vst, "unknown choice '%.*s' for knob %s", (int)vlen, t->s + vst, kn->name);
+            op.arg = (uint64_t)found;
+        } else if (number(t, "knob value", &op.arg) != 0) {
             return -1;
+        }
         break;
     }
     case HK_OP_CHECK:
