@@ -90,7 +90,7 @@ static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
     s->prev = NULL;
     s->next = hk_abandoned[s->cls];
     if (s->next) s->next->prev = s;
-    hk_abandoned[s->cls] = s;
+    __atomic_store_n(&hk_abandoned[s->cls], s, __ATOMIC_RELAXED);
     atomic_fetch_add_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
     hk_unlock(&hk_abandon_lock);
 }
@@ -98,7 +98,7 @@ static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
 /* Takes a given slab off the abandoned list (lock held) and makes h its owner. */
 static void hk_abandoned_unlink_locked(hk_heap_t *h, hk_slab_t *s) {
     if (s->prev) s->prev->next = s->next;
-    else hk_abandoned[s->cls] = s->next;
+    else __atomic_store_n(&hk_abandoned[s->cls], s->next, __ATOMIC_RELAXED);
     if (s->next) s->next->prev = s->prev;
     s->next = s->prev = NULL;
     s->list = HK_LIST_NONE;
@@ -365,7 +365,7 @@ static void hk_fork_adopt_region(hk_superslab_t *ss, void *arg) {
         s->prev = NULL;
         s->next = hk_abandoned[s->cls];
         if (s->next) s->next->prev = s;
-        hk_abandoned[s->cls] = s;
+        __atomic_store_n(&hk_abandoned[s->cls], s, __ATOMIC_RELAXED);
         atomic_fetch_add_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
     }
 }
