@@ -153,7 +153,7 @@ static void *consumer(void *arg) {
     }
 }
 
-Test(threads, producers_consumers_cross_thread_free, .timeout = 60) {
+Test(threads, producers_consumers_cross_thread_free) {
     enum { NP = 4, NC = 4 };
     queue_t q = {.producers_left = NP};
     pthread_mutex_init(&q.mu, NULL);
@@ -205,7 +205,7 @@ static void *generation_thread(void *arg) {
     return NULL; /* exits with g->n live blocks */
 }
 
-Test(threads, exited_threads_blocks_freed_by_others, .timeout = 60) {
+Test(threads, exited_threads_blocks_freed_by_others) {
     enum { T = 4, GENERATIONS = 6 };
     size_t n = tu_scaled(3000, 400);
     void **blocks[2][T];
@@ -312,7 +312,7 @@ static void *churn_thread(void *arg) {
     return NULL;
 }
 
-Test(threads, many_threads_allocate_concurrently_with_verification, .timeout = 60) {
+Test(threads, many_threads_allocate_concurrently_with_verification) {
     enum { T = 8 };
     pthread_t t[T];
     churn_arg_t c[T];
@@ -381,7 +381,7 @@ static int fork_child(void **inherited, size_t n) {
     return 0;
 }
 
-Test(threads, fork_in_multithreaded_process, .timeout = 90) {
+Test(threads, fork_in_multithreaded_process) {
     enum { BG = 3, INHERIT = 300 };
     pthread_t bg[BG];
     atomic_store(&fork_stop, 0);
