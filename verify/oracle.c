@@ -40,6 +40,12 @@ static int pow2(uint64_t v)
 int hk_oracle_compare(const hk_op_t *op, const hk_op_result_t *test, const hk_op_result_t *ref, int strict,
                       int *tolerated, hk_verify_failure_t *f)
 {
+    return hk_oracle_compare_named(op, test, ref, strict, "hakmem", "glibc", tolerated, f);
+}
+
+int hk_oracle_compare_named(const hk_op_t *op, const hk_op_result_t *test, const hk_op_result_t *ref,
+                            int strict, const char *tn, const char *rn, int *tolerated, hk_verify_failure_t *f)
+{
     *tolerated = 0;
     if (op->kind == HK_OP_SET || op->kind == HK_OP_THREAD || op->kind == HK_OP_CHECK)
         return 0; /* options exist on one side only; THREAD/CHECK observe nothing */
@@ -51,8 +57,8 @@ int hk_oracle_compare(const hk_op_t *op, const hk_op_result_t *test, const hk_op
             *tolerated = 1;
             return 0;
         }
-        hk_verify_fail(f, "oracle.errno", "both failed: hakmem errno %s, glibc errno %s", err_name(test->err),
-                err_name(ref->err));
+        hk_verify_fail(f, "oracle.errno", "both failed: %s errno %s, %s errno %s", tn, err_name(test->err), rn,
+                       err_name(ref->err));
         return 1;
     }
     /* aligned_alloc with an alignment glibc 2.36 rounds up (or a size that is not a multiple of it):
@@ -62,9 +68,9 @@ int hk_oracle_compare(const hk_op_t *op, const hk_op_result_t *test, const hk_op
         *tolerated = 1;
         return 0;
     }
-    hk_verify_fail(f, "oracle.null", "hakmem: %s%s%s; glibc: %s%s%s", status_name(test->status),
+    hk_verify_fail(f, "oracle.null", "%s: %s%s%s; %s: %s%s%s", tn, status_name(test->status),
             test->status == HK_RES_FAIL ? " errno " : "", test->status == HK_RES_FAIL ? err_name(test->err) : "",
-            status_name(ref->status), ref->status == HK_RES_FAIL ? " errno " : "",
+            rn, status_name(ref->status), ref->status == HK_RES_FAIL ? " errno " : "",
             ref->status == HK_RES_FAIL ? err_name(ref->err) : "");
     if (f) {
         f->ptr = test->ptr;
@@ -93,7 +99,7 @@ static int oracle_step(void *ctx, size_t i, unsigned thread, hk_verify_failure_t
         o->ref_results[i] = b;
     const hk_op_t *op = &o->test.prog->ops[i];
     int tolerated;
-    if (hk_oracle_compare(op, &a, &b, o->strict, &tolerated, f)) {
+    if (hk_oracle_compare_named(op, &a, &b, o->strict, o->test.be->name, o->ref.be->name, &tolerated, f)) {
         if (f) {
             f->op_index = i;
             f->op = *op;

@@ -39,6 +39,10 @@ int hk_oracle_run(const hk_prog_t *prog, const hk_oracle_opts_t *opts, int threa
  * (check oracle.null or oracle.errno). *tolerated is set when the difference is a tolerated one. */
 int hk_oracle_compare(const hk_op_t *op, const hk_op_result_t *test, const hk_op_result_t *ref, int strict,
                       int *tolerated, hk_verify_failure_t *f);
+/* The same, naming the two sides in the message (hk_oracle_compare says "hakmem" and "glibc"). */
+int hk_oracle_compare_named(const hk_op_t *op, const hk_op_result_t *test, const hk_op_result_t *ref,
+                            int strict, const char *test_name, const char *ref_name, int *tolerated,
+                            hk_verify_failure_t *f);
 
 #ifdef __cplusplus
 }
