@@ -41,7 +41,7 @@ const hk_backend_t hk_backend_hakmem = {
 
 /* The process malloc: glibc when the test links hakmem_prefixed (the allocator's own names stay hak_*).
  * Called through pointers, so the compiler cannot fold or elide the calls. */
-const hk_backend_t hk_backend_glibc = {
+hk_backend_t hk_backend_glibc = {
     .name = "glibc",
     .malloc_fn = malloc,
     .free_fn = free,

@@ -50,8 +50,12 @@ typedef struct hk_backend {
 } hk_backend_t;
 
 extern const hk_backend_t hk_backend_hakmem;
-extern const hk_backend_t hk_backend_glibc;
+/* glibc: the process malloc; in sanitizer builds (HK_VERIFY_REAL_LIBC) its entries are replaced at load
+ * time by libc.so.6's own definitions (libc.c), since the process malloc is then the sanitizer's. */
+extern hk_backend_t hk_backend_glibc;
 const hk_backend_t *hk_backend_get(hk_backend_kind_t kind);
+/* Fills be's malloc family with libc.so.6's own definitions. 0, or -1 if libc was not found. */
+int hk_interp_libc_resolve(hk_backend_t *be);
 
 /* ---- per-op results --------------------------------------------------------------------------- */
 typedef enum hk_res_status {
