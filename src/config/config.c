@@ -256,10 +256,20 @@ void hk_config_format(hk_opt_id_t id, char *buf, size_t len) {
     if (len >= 24) hk_fmt_u64(buf, (uint64_t)v);
 }
 
-const char *hk_mode_name(void) {
+const char *hk_mode_name_of(int m) {
     static const char *names[] = {"minimal", "fast", "balanced", "learning", "adaptive", "tight", "lean", "research"};
-    long long m = hk_config_get(HK_OPT_MODE);
     return (m >= 0 && m < HK_MODE_COUNT) ? names[m] : "fast";
+}
+
+const char *hk_mode_name(void) { return hk_mode_name_of((int)hk_config_get(HK_OPT_MODE)); }
+
+int hk_config_preset(int m, hk_opt_id_t id, long long *value) {
+    for (size_t i = 0; i < sizeof hk_presets / sizeof hk_presets[0]; i++)
+        if (hk_presets[i].mode == m && hk_presets[i].opt == (int)id) {
+            *value = hk_presets[i].value;
+            return 1;
+        }
+    return 0;
 }
 
 /* ---- knobs ---------------------------------------------------------------------------------------- */

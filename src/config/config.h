@@ -63,6 +63,10 @@ HK_HIDDEN const char *hk_config_get_str(hk_opt_id_t id);
 HK_HIDDEN hk_opt_source_t hk_config_source(hk_opt_id_t id);
 HK_HIDDEN int hk_config_find(const char *name); /* accepts with or without HAKMEM_, any case; -1 if unknown */
 HK_HIDDEN const char *hk_mode_name(void);
+/* The name of mode index m (as in the MODE option's choices). */
+HK_HIDDEN const char *hk_mode_name_of(int m);
+/* Whether mode m presets option id; the preset value goes to *value. */
+HK_HIDDEN int hk_config_preset(int m, hk_opt_id_t id, long long *value);
 /* Formats the value of an option into buf (for listings). */
 HK_HIDDEN void hk_config_format(hk_opt_id_t id, char *buf, size_t len);
 
