@@ -58,6 +58,7 @@ hk_backend_t hk_backend_glibc = {
 
 const hk_backend_t *hk_backend_get(hk_backend_kind_t kind)
 {
+    hk_interp_libc_ensure();
     return kind == HK_BACKEND_HAKMEM ? &hk_backend_hakmem : &hk_backend_glibc;
 }
 
@@ -72,6 +73,7 @@ int hk_op_result_same(const hk_op_result_t *a, const hk_op_result_t *b)
 int hk_interp_init(hk_interp_t *in, const hk_prog_t *prog, const hk_backend_t *be,
                    const hk_interp_opts_t *opts)
 {
+    hk_interp_libc_ensure();
     memset(in, 0, sizeof *in);
     in->prog = prog;
     in->be = be;

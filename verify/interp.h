@@ -56,6 +56,8 @@ extern hk_backend_t hk_backend_glibc;
 const hk_backend_t *hk_backend_get(hk_backend_kind_t kind);
 /* Fills be's malloc family with libc.so.6's own definitions. 0, or -1 if libc was not found. */
 int hk_interp_libc_resolve(hk_backend_t *be);
+/* Makes sure hk_backend_glibc is resolved (a no-op outside sanitizer builds). */
+void hk_interp_libc_ensure(void);
 
 /* ---- per-op results --------------------------------------------------------------------------- */
 typedef enum hk_res_status {

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <gnu/lib-names.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +123,23 @@ int hk_interp_libc_resolve(hk_backend_t *be)
 }
 
 #ifdef HK_VERIFY_REAL_LIBC
-__attribute__((constructor)) static void use_real_libc(void)
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void use_real_libc(void)
 {
     if (hk_interp_libc_resolve(&hk_backend_glibc) != 0)
         fprintf(stderr, "hakmem_verify: %s's malloc family not found; the glibc backend is the process "
                         "malloc (the sanitizer's)\n", LIBC_SO);
+}
+
+/* At load time (so code that reads hk_backend_glibc's fields directly sees glibc's), and again from
+ * hk_interp_init: the call from there is what links this object out of the static library. */
+__attribute__((constructor)) void hk_interp_libc_ensure(void)
+{
+    pthread_once(&once, use_real_libc);
+}
+#else
+void hk_interp_libc_ensure(void)
+{
 }
 #endif
