@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <criterion/criterion.h>
+#include "test_runner.h"
 
 #include "hakmem.h"
 #include "hakmem_debug.h"

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <criterion/criterion.h>
+#include "test_runner.h"
 
 #include "hakmem.h"
 #include "test_util.h"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <criterion/criterion.h>
+#include "test_runner.h"
 
 /* Fails the current test with a message, without criterion's cost on every passing check (criterion
  * reports each cr_assert to the runner, which is far too slow inside loops over millions of bytes). */

@@ -1,0 +1,155 @@
+/* Shared by the misuse programs: each program performs one kind of heap misuse (chosen by argv[1])
+ * that the hardened allocator must catch with a fail-fast report and abort().
+ *
+ * Exit protocol (read by run_misuse.c):
+ *   killed by SIGABRT   the allocator caught the misuse (the runner then checks the report line);
+ *   exit MU_EXIT_MISSED the misuse was performed and nothing happened: the allocator missed it;
+ *   exit MU_EXIT_SETUP  the program could not arrange the heap layout the case needs (a test bug or
+ *                       an allocator behaviour the case did not expect; the reason is on stderr);
+ *   exit MU_EXIT_USAGE  unknown variant.
+ * On the paths that perform the misuse nothing is printed, so the allocator's report is the only
+ * line on stderr.
+ *
+ * Two builds of each program: plain (calls malloc/free/realloc; run with LD_PRELOAD of the drop-in
+ * library) and prefixed (-DMU_PREFIXED: calls hak_*; linked with the prefixed static library, glibc
+ * stays the process malloc, which also makes "free of a glibc block" expressible).
+ *
+ * Environment:
+ *   MISUSE_SEED=n    n > 0: a seeded prelude of allocations and frees first, so repeated runs see
+ *                    different heap layouts (the secret of the link encoding differs per process anyway);
+ *   MISUSE_PTR_FD=n  the program writes the pointer it is about to misuse ("0x...\n") to fd n, so the
+ *                    runner can check that the report names that pointer.
+ */
+#ifndef HAK_TESTS_MISUSE_H
+#define HAK_TESTS_MISUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef MU_PREFIXED
+#include "hakmem.h"
+#define MU_MALLOC hak_malloc
+#define MU_FREE hak_free
+#define MU_REALLOC hak_realloc
+#define MU_CALLOC hak_calloc
+#define MU_USABLE hak_malloc_usable_size
+#else
+#include <malloc.h>
+#define MU_MALLOC malloc
+#define MU_FREE free
+#define MU_REALLOC realloc
+#define MU_CALLOC calloc
+#define MU_USABLE malloc_usable_size
+#endif
+
+enum { MU_EXIT_MISSED = 3, MU_EXIT_SETUP = 4, MU_EXIT_USAGE = 2 };
+
+/* Hides a pointer's provenance from the compiler: the misuse must reach the allocator exactly as
+ * written (no -Wuse-after-free / -Wfree-nonheap-object folding, no dead-store elimination). */
+static inline void *mu_launder(void *p) {
+    __asm__ volatile("" : "+r"(p) : : "memory");
+    return p;
+}
+
+static inline uint64_t mu_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Called when the misuse went through without an abort. */
+static inline __attribute__((noreturn)) void mu_missed(const char *what) {
+    fprintf(stderr, "misuse not detected: %s\n", what);
+    fflush(stderr);
+    _exit(MU_EXIT_MISSED);
+}
+
+static inline __attribute__((noreturn)) void mu_setup_failed(const char *what) {
+    fprintf(stderr, "setup failed: %s\n", what);
+    fflush(stderr);
+    _exit(MU_EXIT_SETUP);
+}
+
+/* Tells the runner which pointer the report must name (no allocation, no stdio). */
+static inline void mu_note_ptr(const void *p) {
+    const char *fd_s = getenv("MISUSE_PTR_FD");
+    if (fd_s == NULL) return;
+    int fd = atoi(fd_s);
+    char buf[24];
+    uintptr_t v = (uintptr_t)p;
+    int n = 0;
+    char tmp[20];
+    do { tmp[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+    size_t k = 0;
+    buf[k++] = '0', buf[k++] = 'x';
+    while (n > 0) buf[k++] = tmp[--n];
+    buf[k++] = '\n';
+    ssize_t w = write(fd, buf, k);
+    (void)w;
+}
+
+/* A seeded prelude: allocations of assorted sizes (tiny, mid, a few large), about half freed again
+ * in a shuffled order, the rest kept live. It moves every later block to a seed-dependent place and
+ * leaves partially used caches and slabs behind. At most 24 blocks are freed, so a thread cache
+ * rarely overflows; the cases do not depend on that either (they loop until the block they misused
+ * comes back, wherever the cache flush put it). */
+static inline void mu_prelude(void) {
+    const char *s = getenv("MISUSE_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : 0;
+    if (seed == 0) return;
+    uint64_t st = seed * 0x2545F4914F6CDD1Dull;
+    enum { N = 48 };
+    void *blk[N];
+    size_t n = 1 + (size_t)(mu_splitmix64(&st) % N);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = mu_splitmix64(&st);
+        size_t size;
+        switch (r % 8) {
+        case 0: size = 65536 + (size_t)((r >> 8) % (1u << 20)); break; /* large */
+        case 1: case 2: size = 1025 + (size_t)((r >> 8) % 64000); break; /* mid */
+        default: size = 1 + (size_t)((r >> 8) % 1024); break;             /* tiny */
+        }
+        blk[i] = MU_MALLOC(size);
+        if (blk[i] == NULL) mu_setup_failed("prelude allocation");
+        memset(blk[i], (int)(r >> 40), size < 64 ? size : 64);
+    }
+    for (size_t i = 0; i < n && i < 24; i++) {
+        size_t j = (size_t)(mu_splitmix64(&st) % n);
+        if (blk[j] != NULL && (mu_splitmix64(&st) & 1)) {
+            MU_FREE(blk[j]);
+            blk[j] = NULL;
+        }
+    }
+    /* the rest stays live until exit: the layout must persist while the case runs */
+}
+
+/* The variant table of one program: name and function; argv[1] picks one. */
+typedef struct mu_variant {
+    const char *name;
+    void (*run)(int argc, char **argv);
+} mu_variant_t;
+
+static inline int mu_dispatch(const mu_variant_t *v, size_t n, int argc, char **argv) {
+    if (argc >= 2) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(argv[1], v[i].name) == 0) {
+                mu_prelude();
+                v[i].run(argc, argv);
+                return MU_EXIT_MISSED; /* run() ends with mu_missed(); never reached */
+            }
+        }
+    }
+    fprintf(stderr, "usage: %s VARIANT   (variants:", argv[0]);
+    for (size_t i = 0; i < n; i++) fprintf(stderr, " %s", v[i].name);
+    fprintf(stderr, ")\n");
+    return MU_EXIT_USAGE;
+}
+
+#define MU_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

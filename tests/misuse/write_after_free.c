@@ -1,0 +1,81 @@
+/* Write after free: the program writes into a block it freed, then allocates the same size until
+ * the allocator hands that block out again. The hardened allocator fills bytes 16..64 of a freed
+ * block with a pattern and checks it when the block leaves the free list; the first 16 bytes hold
+ * the encoded link and the free marker, so a write there is caught as free-list corruption.
+ *
+ *   small        a 64-byte request, one byte written at offset 16
+ *   small_word   a 64-byte request, 8 bytes written at offset 40
+ *   mid          a 3000-byte request, 4 bytes written at offset 32
+ *   link_word    the first 8 bytes (the free-list link) overwritten with zeros
+ *   marker_word  bytes 8..15 (the free marker) overwritten
+ *   beyond_fill  a 256-byte request, one byte at offset 200: past the checked fill (a documented
+ *                limit of the hardened design)
+ *   calloc       write after free, then calloc of the same size hands the block out again
+ */
+#define _GNU_SOURCE
+#include "misuse.h"
+
+/* Allocates `size` until p comes back (then the allocator must already have aborted). The blocks
+ * that are not p stay live, so the class's free list drains towards p. */
+static void waf_reclaim(void *p, size_t size, int use_calloc, const char *what) {
+    for (int i = 0; i < 200000; i++) {
+        void *q = use_calloc ? MU_CALLOC(1, size) : MU_MALLOC(size);
+        if (q == NULL) mu_setup_failed("allocation failed");
+        if (q == p) mu_missed(what);
+    }
+    mu_setup_failed("the freed block never came back in 200000 allocations");
+}
+
+static void waf_write(size_t size, size_t off, size_t len, int byte, int use_calloc, const char *what) {
+    unsigned char *p = MU_MALLOC(size);
+    if (p == NULL) mu_setup_failed("malloc");
+    memset(p, 0x5c, size);
+    mu_note_ptr(p);
+    MU_FREE(p);
+    memset((unsigned char *)mu_launder(p) + off, byte, len);
+    waf_reclaim(p, size, use_calloc, what);
+}
+
+static void waf_small(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_write(64, 16, 1, 0x41, 0, "one byte written at offset 16 of a freed 64-byte block");
+}
+
+static void waf_small_word(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_write(64, 40, 8, 0x00, 0, "8 zero bytes written at offset 40 of a freed 64-byte block");
+}
+
+static void waf_mid(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_write(3000, 32, 4, 0x7f, 0, "4 bytes written at offset 32 of a freed 3000-byte block");
+}
+
+static void waf_link_word(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_write(64, 0, 8, 0x00, 0, "free-list link of a freed block zeroed");
+}
+
+static void waf_marker_word(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_write(64, 8, 8, 0x33, 0, "free marker of a freed block overwritten");
+}
+
+static void waf_beyond_fill(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_write(256, 200, 1, 0x41, 0, "one byte written at offset 200 of a freed 256-byte block");
+}
+
+static void waf_calloc(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_write(64, 24, 1, 0x41, 1, "write after free, block handed out again by calloc");
+}
+
+int main(int argc, char **argv) {
+    static const mu_variant_t v[] = {
+        {"small", waf_small},         {"small_word", waf_small_word},   {"mid", waf_mid},
+        {"link_word", waf_link_word}, {"marker_word", waf_marker_word}, {"beyond_fill", waf_beyond_fill},
+        {"calloc", waf_calloc},
+    };
+    return mu_dispatch(v, MU_COUNT(v), argc, argv);
+}
