@@ -24,6 +24,11 @@ typedef struct hk_tcache {
 
 HK_INLINE uint32_t hk_tc_count(const hk_tcache_t *tc) { return (uint32_t)((int64_t)tc->cap - tc->room); }
 
+/* Empty slabs a thread keeps per class before giving slabs back to their region: hysteresis, so a
+ * class whose live count hovers around a slab boundary does not map, fault and decommit a slab on
+ * every crossing. */
+#define HK_SPARE_SLABS 1
+
 enum { HK_HEAP_UNINIT = 0, HK_HEAP_ACTIVE = 1, HK_HEAP_DEAD = 2 };
 
 typedef struct hk_heap_stats {
@@ -40,6 +45,7 @@ typedef struct hk_heap {
     hk_slab_t *cur[HK_NCLASSES];     /* the slab refills carve from */
     hk_slab_t *partial[HK_NCLASSES]; /* owned slabs with local free blocks */
     hk_slab_t *full[HK_NCLASSES];    /* owned slabs with nothing local (remote frees may be pending) */
+    uint8_t empty[HK_NCLASSES];      /* empty slabs kept on the partial list (at most HK_SPARE_SLABS) */
     hk_heap_stats_t cls_stats[HK_NCLASSES];
 } hk_heap_t;
 

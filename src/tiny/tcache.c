@@ -183,7 +183,15 @@ static void hk_tcache_flush_n(hk_heap_t *h, unsigned cls, uint32_t n) {
         s->local_free = b;
         s->local_count++;
         if (--s->used == 0 && s->list != HK_LIST_CUR) {
-            hk_slab_give_back(h, s);
+            if (h->empty[cls] >= HK_SPARE_SLABS) {
+                hk_slab_give_back(h, s);
+                continue;
+            }
+            h->empty[cls]++; /* kept as the class's spare, on the partial list */
+            if (s->list == HK_LIST_FULL) {
+                hk_list_remove(h, s);
+                hk_list_push(h, s, HK_LIST_PARTIAL);
+            }
         } else if (s->list == HK_LIST_FULL) {
             hk_list_remove(h, s);
             hk_list_push(h, s, HK_LIST_PARTIAL);
@@ -213,6 +221,7 @@ void hk_heap_collect(hk_heap_t *h) {
                 if (s->used == 0) hk_slab_give_back(h, s);
             }
         }
+        h->empty[c] = 0; /* every empty slab was given back */
     }
 }
 
@@ -292,6 +301,7 @@ void *hk_tcache_refill(unsigned cls) {
             s = NULL;
         }
         if ((s = h->partial[cls]) != NULL) {
+            if (s->used == 0 && h->empty[cls] > 0) h->empty[cls]--; /* the spare is back in use */
             hk_list_remove(h, s);
             hk_list_push(h, s, HK_LIST_CUR);
             continue;
