@@ -522,9 +522,14 @@ static void *ts_main(void *arg)
             break;
         }
         atomic_store_explicit(&ts->turn, (uint32_t)(i + 1), memory_order_release);
-        if (i + 1 < n && ts->owner[i + 1] != t)
+        if (i + 1 == n)
+            futex(&ts->turn, FUTEX_WAKE_BITSET, INT_MAX, FUTEX_BITSET_MATCH_ANY);
+        else if (ts->owner[i + 1] != t)
             futex(&ts->turn, FUTEX_WAKE_BITSET, INT_MAX, 1u << ts->owner[i + 1]);
     }
+    /* Stay alive until the last op has run: a thread's exit runs the allocator's thread teardown
+     * (cache flush, slab hand-back), which must not overlap later ops, nor a heap walk on a CHECK. */
+    ts_wait(ts, (uint32_t)n, t);
     return NULL;
 }
 
