@@ -41,3 +41,6 @@ install: build
 
 clean:
 	rm -rf build
+
+# Targets contributed by other parts of the tree (fuzzing: fuzz-tiny, mutants, ...).
+-include fuzz/fuzz.mk
