@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # bench/run.sh — hakmem against glibc, mimalloc, jemalloc and tcmalloc, side by side.
 #
-# usage: bench/run.sh [--quick] [--runs N] [--modes m1,m2,...] [--variants] [--only w1,w2,...]
+# usage: bench/run.sh [--quick] [--runs N] [--modes m1,m2,...] [--variants] [--only w1,...] [--no-build]
 #   --quick      3 runs and shorter timed workloads (default: 5 runs)
 #   --runs N     repetitions (every allocator runs once per workload per repetition)
 #   --modes L    also run hakmem once per HAKMEM_MODE in L, as columns hakmem:<mode>
 #   --variants   also run build/hardened/libhakmem-hardened.so, as column hakmem-hardened
 #   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons)
+#   --no-build   use build/release (and build/hardened) libraries as they are, build only if missing
 #
 # Workloads (programs from stress/ and bench/, built here with plain gcc -O2 into build/bench):
 #   tiny_hot      malloc/touch/free of 16/32/64 B, ns per pair
@@ -28,6 +29,7 @@ QUICK=0
 MODES=""
 VARIANTS=0
 ONLY=""
+NO_BUILD=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,9 +39,10 @@ while [ $# -gt 0 ]; do
     --modes) MODES=${2:?--modes needs a list}; shift ;;
     --modes=*) MODES=${1#*=} ;;
     --variants) VARIANTS=1 ;;
+    --no-build) NO_BUILD=1 ;;
     --only) ONLY=${2:?--only needs a list}; shift ;;
     --only=*) ONLY=${1#*=} ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -63,14 +66,17 @@ build_prog random_mixed "$ROOT/stress/random_mixed.c"
 build_prog larson "$ROOT/stress/larson.c"
 build_prog prodcons "$ROOT/stress/prodcons.c"
 
-# hakmem: build/<preset>/<lib>, built with the CMake preset if missing.
+# hakmem: build/<preset>/<lib>, brought up to date with the CMake preset (configured if needed)
+# so the numbers are those of the current sources; --no-build takes the library as it is.
 need_lib() { # preset file
   local preset=$1 lib=$ROOT/build/$1/$2
-  if [ ! -e "$lib" ]; then
-    echo "== $lib missing: building preset $preset" >&2
-    (cd "$ROOT" && cmake --preset "$preset" >/dev/null && cmake --build "build/$preset" -j2 --target hakmem_shared >/dev/null) >&2 \
+  if [ "$NO_BUILD" = 0 ] || [ ! -e "$lib" ]; then
+    echo "== building $lib (preset $preset)" >&2
+    (cd "$ROOT" && { [ -f "build/$preset/CMakeCache.txt" ] || cmake --preset "$preset" >/dev/null; } \
+       && cmake --build "build/$preset" -j2 --target hakmem_shared >/dev/null) >&2 \
       || { echo "run.sh: could not build $lib" >&2; exit 1; }
   fi
+  [ -e "$lib" ] || { echo "run.sh: $lib not found after the build" >&2; exit 1; }
   echo "$lib"
 }
 HAK_LIB=$(need_lib release libhakmem.so)

@@ -176,7 +176,7 @@ static void *rc_thread(void *arg)
     hs_rng_t r = hs_rng_make(rc_c.seed, 0x43484149ull /* "CHAI" */, a->id);
     rc_chain_t *live = (rc_chain_t *)S_CALLOC(rc_live, sizeof *live);
     HS_CHECK_ALLOC(live, rc_live * sizeof *live);
-    uint64_t started = 0, ended = 0, ops = 0;
+    uint64_t started = 0, ops = 0;
     for (uint64_t i = 0; i < rc_live && started < rc_chains; i++)
         rc_start(&live[i], &r, (a->id << 32) | started++);
     uint64_t active = started;
@@ -186,7 +186,6 @@ static void *rc_thread(void *arg)
             continue;
         int peak_before = !ch->growing;
         if (!rc_step(ch, &r)) {
-            ended++;
             active--;
             if (started < rc_chains) {
                 rc_start(ch, &r, (a->id << 32) | started++);
@@ -214,7 +213,6 @@ static void *rc_thread(void *arg)
     }
     S_FREE(live);
     a->ops = ops;
-    (void)ended;
     return NULL;
 }
 
