@@ -3,14 +3,16 @@
  *
  *   ENCODE    free-list links (thread caches, slab lists, remote stacks) stored as
  *             next ^ (slot >> 12) ^ secret (safe-linking with a per-process secret)
- *   VALIDATE  a link is checked when popped: inside a region of ours, on a block boundary of the
- *             right class, already carved; then the block's free marker must be present
+ *   VALIDATE  a block leaving any free list is checked before its link is read: inside a region of
+ *             ours, of the right class, carrying the free marker (which only a block start that
+ *             was freed carries: forging it needs the secret)
  *   DFREE     double-free detection: a freed block carries a secret marker in its second word; a free
  *             of a block that carries it is a double free (false positive chance 2^-64)
  *   INVALID   invalid-free detection: the pointer must be a carved block start of an active slab, or
  *             a large block's start; anything else (interior, stack, wild, foreign) is reported
- *   UAF       writes after free: freed blocks are filled with a pattern (bytes 16..16+HK_UAF_BYTES),
- *             checked when the block is handed out again
+ *   UAF       writes after free: words 2..3 of a freed block are filled with a pattern, checked (with
+ *             the canary) when the block is handed out again; writes to words 0..1 break the
+ *             link or the marker and are caught by VALIDATE
  *   CANARY    the last 8 bytes of each slab block hold a canary (first byte zero), written at
  *             malloc and checked at free: an overflow into the next block is caught
  */
@@ -42,8 +44,9 @@ _Static_assert(!HK_HARDEN(HK_H_UAF) || HK_HARDEN(HK_H_DFREE), "the UAF fill star
 
 /* Bytes reserved at the end of each slab block for the canary. */
 #define HK_CANARY_BYTES (HK_HARDEN(HK_H_CANARY) ? 8u : 0u)
-/* Smallest class usable by the hardened layout: link + marker need 16 bytes. */
-#define HK_UAF_BYTES 48u
+/* Words filled after the marker of a freed block and checked at reuse (with the canary, the
+ * first 32 and the last 8 bytes of a freed block are watched). */
+#define HK_UAF_WORDS 2u
 #define HK_UAF_PATTERN 0xdfu
 
 extern HK_HIDDEN uintptr_t hk_secret;

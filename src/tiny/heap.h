@@ -12,6 +12,7 @@
 #define HK_HEAP_H
 
 #include "common.h"
+#include "hardened/checks.h"
 #include "hardened/harden.h"
 #include "superslab/superslab.h"
 #include "tiny/sizeclass.h"
@@ -53,19 +54,12 @@ extern HK_HIDDEN __thread hk_heap_t hk_tls_heap __attribute__((tls_model("initia
 
 /* ---- fast paths ---------------------------------------------------------------------------------- */
 
-/* Checks made when a block leaves a free list (hardened): its link decodes to a plausible block of
- * the same class, and the block itself carries the free marker. */
-HK_HIDDEN void hk_harden_pop_check(void *b, void *next, unsigned cls);
-HK_HIDDEN void hk_harden_on_alloc(void *b, unsigned cls);
-HK_HIDDEN void hk_harden_on_free(void *b, hk_slab_t *s);
-
 HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
     hk_tcache_t *tc = &h->tc[cls];
     void *b = tc->head;
     if (HAK_UNLIKELY(b == NULL)) return NULL;
-    void *next = hk_link_get(b);
-    if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(b, next, cls);
-    tc->head = next;
+    hk_harden_check_free_block(b, cls);
+    tc->head = hk_link_get(b);
     tc->room++;
     if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
     return b;
@@ -89,7 +83,7 @@ HK_INLINE void hk_slab_free(void *p) {
     hk_superslab_t *ss = hk_ss_of(a);
     unsigned u = (unsigned)(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
     hk_heap_t *h = &hk_tls_heap;
-    if (HAK_HARDENED) hk_harden_on_free(p, hk_slab_of(a));
+    if (HAK_HARDENED) hk_harden_on_free(p);
     /* Owner and class come from per-unit arrays: both loads depend only on p. */
     if (HAK_LIKELY(atomic_load_explicit(&ss->unit_owner[u], memory_order_relaxed) == h->token)) {
         hk_tcache_push(h, ss->unit_cls[u], p);

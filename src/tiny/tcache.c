@@ -61,8 +61,9 @@ static uint32_t hk_slab_drain(hk_heap_t *h, hk_slab_t *s) {
     if (head == NULL) return 0;
     uint32_t n = 1;
     void *tail = head;
+    hk_harden_check_free_block(head, s->cls);
     for (void *next; (next = hk_link_get(tail)) != NULL; tail = next) {
-        if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(tail, next, s->cls);
+        hk_harden_check_free_block(next, s->cls);
         if (HAK_UNLIKELY(++n > s->capacity)) hk_report(HK_FAULT_LINK_CORRUPT, tail, s->cls); /* a cycle */
     }
     hk_link_set(tail, s->local_free);
@@ -174,9 +175,8 @@ static void hk_tcache_flush_n(hk_heap_t *h, unsigned cls, uint32_t n) {
     h->cls_stats[cls].flush_blocks += n;
     while (n-- > 0 && tc->head) {
         void *b = tc->head;
-        void *next = hk_link_get(b);
-        if (HK_HARDEN(HK_H_VALIDATE)) hk_harden_pop_check(b, next, cls);
-        tc->head = next;
+        hk_harden_check_free_block(b, cls);
+        tc->head = hk_link_get(b);
         tc->room++;
         hk_slab_t *s = hk_slab_of((uintptr_t)b);
         hk_link_set(b, s->local_free);
@@ -261,8 +261,7 @@ static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
     for (uint32_t i = 0; i < n; i++) {
         char *b = first + i * bs;
         hk_link_set(b, i + 1 < n ? b + bs : NULL);
-        if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = hk_marker(b);
-        if (HK_HARDEN(HK_H_UAF) && bs > 16) memset(b + 16, HK_UAF_PATTERN, HK_MIN((size_t)HK_UAF_BYTES, bs - 16));
+        if (HAK_HARDENED) hk_harden_on_carve(b, bs);
     }
     s->bump += (size_t)n * bs;
     *got = n;
