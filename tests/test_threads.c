@@ -316,7 +316,7 @@ Test(threads, many_threads_allocate_concurrently_with_verification) {
     enum { T = 8 };
     pthread_t t[T];
     churn_arg_t c[T];
-    size_t ops = tu_scaled(60000, 6000);
+    size_t ops = tu_scaled(60000, 4000);
     for (int i = 0; i < T; i++) {
         c[i] = (churn_arg_t){.seed = 0xC0FFEEu + (uint64_t)i, .ops = ops};
         cr_assert(pthread_create(&t[i], NULL, churn_thread, &c[i]) == 0);

@@ -98,15 +98,18 @@ static inline size_t tu_first_not(const void *p, size_t n, unsigned char v) {
     return SIZE_MAX;
 }
 
-/* Iteration multiplier: HAKTEST_SCALE=N (1..1000) for long soaks; sanitizer builds run a quarter
- * of the default work (ASan/TSan slow every access 2-15x) but never less than the minimum given. */
+/* Iteration multiplier: HAKTEST_SCALE=N (1..1000) for long soaks. Sanitizer builds run a quarter of
+ * the default work (ASan/UBSan slow every access 2-5x), TSan an eighth (5-15x, worst with many
+ * threads), but never less than the minimum given. */
 static inline size_t tu_scaled(size_t n, size_t min) {
     const char *e = getenv("HAKTEST_SCALE");
     long k = e != NULL ? strtol(e, NULL, 10) : 1;
     if (k < 1) k = 1;
     if (k > 1000) k = 1000;
     n *= (size_t)k;
-#ifdef HAK_TEST_SANITIZER
+#if defined(HAK_TEST_TSAN)
+    n /= 8;
+#elif defined(HAK_TEST_SANITIZER)
     n /= 4;
 #endif
     return n < min ? min : n;

@@ -6,6 +6,8 @@
  *   exit MU_EXIT_MISSED the misuse was performed and nothing happened: the allocator missed it;
  *   exit MU_EXIT_SETUP  the program could not arrange the heap layout the case needs (a test bug or
  *                       an allocator behaviour the case did not expect; the reason is on stderr);
+ *   exit MU_EXIT_UNMAPPED the freed or overflowed memory is not mapped: the write the case would do
+ *                       faults, so the misuse cannot corrupt anything (large blocks, guard pages);
  *   exit MU_EXIT_USAGE  unknown variant.
  * On the paths that perform the misuse nothing is printed, so the allocator's report is the only
  * line on stderr.
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef MU_PREFIXED
@@ -46,7 +49,7 @@
 #define MU_USABLE malloc_usable_size
 #endif
 
-enum { MU_EXIT_MISSED = 3, MU_EXIT_SETUP = 4, MU_EXIT_USAGE = 2 };
+enum { MU_EXIT_USAGE = 2, MU_EXIT_MISSED = 3, MU_EXIT_SETUP = 4, MU_EXIT_UNMAPPED = 5 };
 
 /* Hides a pointer's provenance from the compiler: the misuse must reach the allocator exactly as
  * written (no -Wuse-after-free / -Wfree-nonheap-object folding, no dead-store elimination). */
@@ -74,6 +77,14 @@ static inline __attribute__((noreturn)) void mu_setup_failed(const char *what) {
     fflush(stderr);
     _exit(MU_EXIT_SETUP);
 }
+
+/* Whether the page holding p is mapped (msync fails with ENOMEM on an unmapped range). */
+static inline int mu_page_mapped(const void *p) {
+    uintptr_t pg = (uintptr_t)p & ~(uintptr_t)4095;
+    return msync((void *)pg, 4096, MS_ASYNC) == 0;
+}
+
+static inline __attribute__((noreturn)) void mu_unmapped(void) { _exit(MU_EXIT_UNMAPPED); }
 
 /* Tells the runner which pointer the report must name (no allocation, no stdio). */
 static inline void mu_note_ptr(const void *p) {

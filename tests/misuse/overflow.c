@@ -6,6 +6,10 @@
  *   realloc SIZE K   the same, then realloc(p, 4 * SIZE) (moves the block, freeing the old one)
  *   nul SIZE         one zero byte written at malloc_usable_size(p) (an off-by-one string
  *                    terminator): it lands on the canary's zero byte, a documented limit
+ *   large            eight 1 MiB blocks; for two whose mappings are adjacent, 8 bytes are written
+ *                    past the lower one's usable size (into the upper block) and both are freed.
+ *                    Large blocks have no canary; a guard page would make the write fault instead
+ *                    (exit MU_EXIT_UNMAPPED when the page past a block is not mapped)
  */
 #define _GNU_SOURCE
 #include "misuse.h"
@@ -45,7 +49,30 @@ static void of_nul(int argc, char **argv) {
     mu_missed("one zero byte past the usable size, then free");
 }
 
+static void of_large(int argc, char **argv) {
+    (void)argc, (void)argv;
+    enum { N = 8 };
+    size_t size = 1u << 20;
+    unsigned char *blk[N];
+    for (int i = 0; i < N; i++)
+        if ((blk[i] = MU_MALLOC(size)) == NULL) mu_setup_failed("malloc");
+    /* Mappings usually stack up next to each other: find a block whose end is another's start. */
+    for (int i = 0; i < N; i++) {
+        size_t u = MU_USABLE(blk[i]);
+        for (int j = 0; j < N; j++) {
+            if (blk[i] + u != blk[j]) continue;
+            mu_note_ptr(blk[i]);
+            memset((unsigned char *)mu_launder(blk[i]) + u, 0x41, 8);
+            MU_FREE(blk[i]);
+            MU_FREE(blk[j]);
+            mu_missed("8 bytes written past a 1 MiB block into the adjacent one");
+        }
+        if (!mu_page_mapped(blk[i] + u)) mu_unmapped();
+    }
+    mu_setup_failed("no two 1 MiB blocks are adjacent and every block is followed by a foreign mapping");
+}
+
 int main(int argc, char **argv) {
-    static const mu_variant_t v[] = {{"bytes", of_bytes}, {"realloc", of_realloc}, {"nul", of_nul}};
+    static const mu_variant_t v[] = {{"bytes", of_bytes}, {"realloc", of_realloc}, {"nul", of_nul}, {"large", of_large}};
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }

@@ -11,6 +11,9 @@
  *   beyond_fill  a 256-byte request, one byte at offset 200: past the checked fill (a documented
  *                limit of the hardened design)
  *   calloc       write after free, then calloc of the same size hands the block out again
+ *   large        a 1 MiB block: freed, written at offset 100 if its page is still mapped (a
+ *                BigCache entry), then 1 MiB blocks allocated until it comes back. Large blocks
+ *                carry no fill: only unmapping protects them (a documented limit)
  */
 #define _GNU_SOURCE
 #include "misuse.h"
@@ -71,11 +74,29 @@ static void waf_calloc(int argc, char **argv) {
     waf_write(64, 24, 1, 0x41, 1, "write after free, block handed out again by calloc");
 }
 
+static void waf_large(int argc, char **argv) {
+    (void)argc, (void)argv;
+    size_t size = 1u << 20;
+    unsigned char *p = MU_MALLOC(size);
+    if (p == NULL) mu_setup_failed("malloc");
+    memset(p, 0x5c, 4096);
+    mu_note_ptr(p);
+    MU_FREE(p);
+    if (!mu_page_mapped(p + 100)) mu_unmapped();
+    ((unsigned char *)mu_launder(p))[100] = 0x41;
+    for (int i = 0; i < 64; i++) {
+        void *q = MU_MALLOC(size);
+        if (q == NULL) mu_setup_failed("malloc");
+        if (q == p) mu_missed("write after free of a 1 MiB block kept in the BigCache");
+    }
+    mu_missed("write after free of a 1 MiB block (its mapping stayed writable)");
+}
+
 int main(int argc, char **argv) {
     static const mu_variant_t v[] = {
         {"small", waf_small},         {"small_word", waf_small_word},   {"mid", waf_mid},
         {"link_word", waf_link_word}, {"marker_word", waf_marker_word}, {"beyond_fill", waf_beyond_fill},
-        {"calloc", waf_calloc},
+        {"calloc", waf_calloc},       {"large", waf_large},
     };
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }
