@@ -117,7 +117,7 @@ static const mr_case_t mr_static_cases[] = {
     {"write_after_free.link_word", "write_after_free", "link_word", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 0, FL_BOTH, NULL},
     {"write_after_free.marker_word", "write_after_free", "marker_word", F_NOTFREE, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
     {"write_after_free.beyond_fill", "write_after_free", "beyond_fill", F_UAF, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH,
-     "the freed-block fill is checked over bytes 16..64 only (HK_UAF_BYTES); a write at offset 200 is not seen"},
+     "a freed block's fill is two words (bytes 16..31, HK_UAF_WORDS) plus the canary; a write at offset 40 is not seen"},
     {"write_after_free.large", "write_after_free", "large", F_UAF, NULL, CLS_LARGE, TID_MAIN, 1, 0, FL_BOTH,
      "large blocks carry no fill; a freed one kept in the BigCache stays writable and is handed out unchecked"},
     /* link poisoning: probabilistic in principle (the secret), so run many times */
@@ -398,7 +398,7 @@ static void mr_check(const mr_case_t *c, const char *mode, const mr_result_t *r,
 static void mr_table_row(const char *name, const char *fault, int detected, const char *msg) {
     if (!table_fp) return;
     /* tabs separate the columns: none may appear inside one */
-    char m[600];
+    char m[1024];
     snprintf(m, sizeof m, "%s", msg);
     for (char *p = m; *p; p++)
         if (*p == '\t' || *p == '\n') *p = ' ';

@@ -1,14 +1,17 @@
 /* Write after free: the program writes into a block it freed, then allocates the same size until
- * the allocator hands that block out again. The hardened allocator fills bytes 16..64 of a freed
- * block with a pattern and checks it when the block leaves the free list; the first 16 bytes hold
- * the encoded link and the free marker, so a write there is caught as free-list corruption.
+ * the allocator hands that block out again (plus one more allocation: the one that follows the
+ * block's link). The hardened allocator decorates a freed slab block as
+ *   | link | marker | fill | fill | ... | canary |     (words 0, 1, 2, 3, ..., last)
+ * checks fill and canary when the block is handed out again, and checks the marker (and, through
+ * it, the link) when the block leaves a free list.
  *
- *   small        a 64-byte request, one byte written at offset 16
- *   small_word   a 64-byte request, 8 bytes written at offset 40
- *   mid          a 3000-byte request, 4 bytes written at offset 32
- *   link_word    the first 8 bytes (the free-list link) overwritten with zeros
+ *   small        a 64-byte request, one byte written at offset 16 (fill word 2)
+ *   small_word   a 64-byte request, 8 zero bytes written at offset 24 (fill word 3)
+ *   mid          a 3000-byte request, 4 bytes written at offset 20
+ *   link_word    the first 8 bytes (the free-list link) overwritten with zeros: the link decodes to
+ *                garbage, caught when the list is followed to it
  *   marker_word  bytes 8..15 (the free marker) overwritten
- *   beyond_fill  a 256-byte request, one byte at offset 200: past the checked fill (a documented
+ *   beyond_fill  a 64-byte request, one byte at offset 40: past the two fill words (a documented
  *                limit of the hardened design)
  *   calloc       write after free, then calloc of the same size hands the block out again
  *   large        a 1 MiB block: freed, written at offset 100 if its page is still mapped (a
@@ -18,13 +21,16 @@
 #define _GNU_SOURCE
 #include "misuse.h"
 
-/* Allocates `size` until p comes back (then the allocator must already have aborted). The blocks
- * that are not p stay live, so the class's free list drains towards p. */
+/* Allocates `size` until p comes back, and once more (by then the allocator must have aborted). The
+ * blocks that are not p stay live, so the class's free list drains towards p. */
 static void waf_reclaim(void *p, size_t size, int use_calloc, const char *what) {
     for (int i = 0; i < 200000; i++) {
         void *q = use_calloc ? MU_CALLOC(1, size) : MU_MALLOC(size);
         if (q == NULL) mu_setup_failed("allocation failed");
-        if (q == p) mu_missed(what);
+        if (q == p) {
+            (void)(use_calloc ? MU_CALLOC(1, size) : MU_MALLOC(size)); /* follows p's link */
+            mu_missed(what);
+        }
     }
     mu_setup_failed("the freed block never came back in 200000 allocations");
 }
@@ -46,12 +52,12 @@ static void waf_small(int argc, char **argv) {
 
 static void waf_small_word(int argc, char **argv) {
     (void)argc, (void)argv;
-    waf_write(64, 40, 8, 0x00, 0, "8 zero bytes written at offset 40 of a freed 64-byte block");
+    waf_write(64, 24, 8, 0x00, 0, "8 zero bytes written at offset 24 of a freed 64-byte block");
 }
 
 static void waf_mid(int argc, char **argv) {
     (void)argc, (void)argv;
-    waf_write(3000, 32, 4, 0x7f, 0, "4 bytes written at offset 32 of a freed 3000-byte block");
+    waf_write(3000, 20, 4, 0x7f, 0, "4 bytes written at offset 20 of a freed 3000-byte block");
 }
 
 static void waf_link_word(int argc, char **argv) {
@@ -66,7 +72,7 @@ static void waf_marker_word(int argc, char **argv) {
 
 static void waf_beyond_fill(int argc, char **argv) {
     (void)argc, (void)argv;
-    waf_write(256, 200, 1, 0x41, 0, "one byte written at offset 200 of a freed 256-byte block");
+    waf_write(64, 40, 1, 0x41, 0, "one byte written at offset 40 of a freed 64-byte block");
 }
 
 static void waf_calloc(int argc, char **argv) {
