@@ -82,10 +82,8 @@ static void hk_slab_give_back(hk_heap_t *h, hk_slab_t *s) {
     hk_ss_slab_release(s);
 }
 
-static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
-    hk_list_remove(h, s);
-    h->cls_stats[s->cls].abandoned++;
-    hk_lock(&hk_abandon_lock);
+/* Puts a slab nobody owns on its class's abandoned list (lock held, or single-threaded). */
+static void hk_abandoned_push_locked(hk_slab_t *s) {
     s->list = HK_LIST_ABANDONED;
     hk_slab_set_owner(s, HK_OWNER_NONE);
     s->prev = NULL;
@@ -93,6 +91,13 @@ static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
     if (s->next) s->next->prev = s;
     __atomic_store_n(&hk_abandoned[s->cls], s, __ATOMIC_RELAXED);
     atomic_fetch_add_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
+}
+
+static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
+    hk_list_remove(h, s);
+    h->cls_stats[s->cls].abandoned++;
+    hk_lock(&hk_abandon_lock);
+    hk_abandoned_push_locked(s);
     hk_unlock(&hk_abandon_lock);
 }
 
@@ -369,13 +374,7 @@ static void hk_fork_adopt_region(hk_superslab_t *ss, void *arg) {
         uint64_t owner = hk_slab_owner(s);
         if (owner == me || owner == HK_OWNER_NONE) continue;
         /* Its thread does not exist here: the slab is abandoned; blocks in that thread's cache are lost. */
-        s->list = HK_LIST_ABANDONED;
-        hk_slab_set_owner(s, HK_OWNER_NONE);
-        s->prev = NULL;
-        s->next = hk_abandoned[s->cls];
-        if (s->next) s->next->prev = s;
-        __atomic_store_n(&hk_abandoned[s->cls], s, __ATOMIC_RELAXED);
-        atomic_fetch_add_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
+        hk_abandoned_push_locked(s); /* the child is single-threaded */
     }
 }
 
