@@ -147,8 +147,11 @@ static void hk_abandoned_reclaim(hk_heap_t *h, unsigned budget) {
                 h->cls_stats[c].slabs_released++;
                 hk_ss_slab_release(s);
             } else {
-                hk_slab_abandon(h, s); /* live blocks remain: back on the list */
-                h->cls_stats[c].abandoned--;
+                /* live blocks remain: back on the list. It is on no heap list, so no list write
+                 * happens outside the lock (a freeing thread reads s->list under it). */
+                hk_lock(&hk_abandon_lock);
+                hk_abandoned_push_locked(s);
+                hk_unlock(&hk_abandon_lock);
             }
         }
     }
@@ -344,7 +347,9 @@ void hk_free_remote(hk_slab_t *s, void *p) {
          * memory of exited threads comes back to a live heap instead of waiting on a remote stack. */
         int mine = 0;
         hk_lock(&hk_abandon_lock);
-        if (s->list == HK_LIST_ABANDONED) {
+        /* Owner re-checked under the lock: it leaves NONE only under this lock, so while it is NONE
+         * nobody writes s->list outside it. */
+        if (hk_slab_owner(s) == HK_OWNER_NONE && s->list == HK_LIST_ABANDONED) {
             hk_abandoned_unlink_locked(h, s);
             mine = 1;
         }
