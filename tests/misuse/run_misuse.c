@@ -274,7 +274,8 @@ typedef struct mr_verdict {
     int missed;          /* ran to completion: the allocator did not see the misuse */
     int unmapped;        /* the memory was not mapped: the write would fault */
     char fault[128];     /* the fault the report named, or a description of the outcome */
-    char why[512];       /* what is wrong, when neither detected nor missed */
+    char want[300];      /* the expectation that failed, when neither detected nor missed */
+    char why[1024];      /* what happened instead */
     char line[400];      /* the report line, if any */
 } mr_verdict_t;
 
@@ -283,6 +284,11 @@ static void mr_first_line(const char *s, char *out, size_t cap) {
     if (n >= cap) n = cap - 1;
     memcpy(out, s, n);
     out[n] = 0;
+}
+
+static void mr_want_abort(const mr_case_t *c, mr_verdict_t *v) {
+    snprintf(v->want, sizeof v->want, "SIGABRT with '%s'%s%s%s", c->expect, c->alt ? " or '" : "", c->alt ? c->alt : "",
+             c->alt ? "'" : "");
 }
 
 static void mr_check(const mr_case_t *c, const char *mode, const mr_result_t *r, mr_verdict_t *v) {
@@ -302,12 +308,14 @@ static void mr_check(const mr_case_t *c, const char *mode, const mr_result_t *r,
             snprintf(v->line, sizeof v->line, "the misused memory is not mapped: the write would fault");
         } else {
             snprintf(v->fault, sizeof v->fault, "exit %d", code);
+            mr_want_abort(c, v);
             snprintf(v->why, sizeof v->why, "exit %d%s%s", code, first[0] ? ": " : "", first);
         }
         return;
     }
     if (WIFSIGNALED(st) && WTERMSIG(st) != SIGABRT) {
         snprintf(v->fault, sizeof v->fault, "signal %d", WTERMSIG(st));
+        mr_want_abort(c, v);
         snprintf(v->why, sizeof v->why, "killed by signal %d (%s)%s", WTERMSIG(st), strsignal(WTERMSIG(st)),
                  WTERMSIG(st) == SIGALRM ? ": timeout" : "");
         return;
@@ -325,17 +333,20 @@ static void mr_check(const mr_case_t *c, const char *mode, const mr_result_t *r,
     if (hit == NULL) {
         char first[300];
         mr_first_line(r->err, first, sizeof first);
-        snprintf(v->why, sizeof v->why, "SIGABRT without a report line (stderr: %s)", first[0] ? first : "empty");
+        snprintf(v->want, sizeof v->want, "a report line");
+        snprintf(v->why, sizeof v->why, "SIGABRT without one (stderr: %s)", first[0] ? first : "empty");
         return;
     }
     mr_first_line(hit, v->line, sizeof v->line);
     if (nhits > 1) {
-        snprintf(v->why, sizeof v->why, "%d report lines, expected one", nhits);
+        snprintf(v->want, sizeof v->want, "one report line");
+        snprintf(v->why, sizeof v->why, "%d", nhits);
         return;
     }
     regmatch_t m[10];
     if (regexec(&re_line, v->line, 10, m, 0) != 0) {
-        snprintf(v->why, sizeof v->why, "report line has the wrong shape: '%s'", v->line);
+        snprintf(v->want, sizeof v->want, "a report line of the documented shape");
+        snprintf(v->why, sizeof v->why, "'%s'", v->line);
         return;
     }
 #define GRP(i, buf) snprintf(buf, sizeof buf, "%.*s", (int)(m[i].rm_eo - m[i].rm_so), v->line + m[i].rm_so)
@@ -348,47 +359,55 @@ static void mr_check(const mr_case_t *c, const char *mode, const mr_result_t *r,
     GRP(8, var);
 #undef GRP
     if (strcmp(v->fault, c->expect) != 0 && !(c->alt && strcmp(v->fault, c->alt) == 0)) {
-        snprintf(v->why, sizeof v->why, "fault '%s'%s%s%s, got '%s'", c->expect, c->alt ? " or '" : "",
-                 c->alt ? c->alt : "", c->alt ? "'" : "", v->fault);
+        mr_want_abort(c, v);
+        snprintf(v->why, sizeof v->why, "'%s' (%s)", v->fault, v->line);
         return;
     }
     int is_large = strcmp(cls, "large") == 0;
     if ((c->cls == CLS_SMALL && is_large) || (c->cls == CLS_LARGE && !is_large)) {
-        snprintf(v->why, sizeof v->why, "class %s, got class %s", c->cls == CLS_SMALL ? "C<n>" : "large", cls);
+        snprintf(v->want, sizeof v->want, "class %s", c->cls == CLS_SMALL ? "C<n> (a slab class)" : "large");
+        snprintf(v->why, sizeof v->why, "class %s", cls);
         return;
     }
     if (!is_large) {
         long idx = strtol(cls + 1, NULL, 10);
         if (idx < 0 || idx >= 32) {
-            snprintf(v->why, sizeof v->why, "a class index below 32, got %s", cls);
+            snprintf(v->want, sizeof v->want, "a class index below 32");
+            snprintf(v->why, sizeof v->why, "%s", cls);
             return;
         }
     }
     long t = strtol(tid, NULL, 10);
     if (c->tid == TID_MAIN && t != (long)r->pid) {
-        snprintf(v->why, sizeof v->why, "thread %ld (the main thread), got thread %ld", (long)r->pid, t);
+        snprintf(v->want, sizeof v->want, "thread %ld (the main thread)", (long)r->pid);
+        snprintf(v->why, sizeof v->why, "thread %ld", t);
         return;
     }
     if (c->tid == TID_OTHER && t == (long)r->pid) {
-        snprintf(v->why, sizeof v->why, "a thread other than the main one, got the main thread %ld", t);
+        snprintf(v->want, sizeof v->want, "a thread other than the main one");
+        snprintf(v->why, sizeof v->why, "the main thread %ld", t);
         return;
     }
     if (c->ptr) {
         if (r->noted[0] == 0) {
-            snprintf(v->why, sizeof v->why, "the program to note its pointer (MISUSE_PTR_FD), got nothing");
+            snprintf(v->want, sizeof v->want, "the program to note its pointer (MISUSE_PTR_FD)");
+            snprintf(v->why, sizeof v->why, "nothing");
             return;
         }
         if (strtoull(r->noted, NULL, 16) != strtoull(ptr, NULL, 16)) {
-            snprintf(v->why, sizeof v->why, "pointer %s (the misused one), got pointer %s", r->noted, ptr);
+            snprintf(v->want, sizeof v->want, "pointer %s (the misused one)", r->noted);
+            snprintf(v->why, sizeof v->why, "pointer 0x%s", ptr);
             return;
         }
     }
     if (strcmp(rmode, mode ? mode : "fast") != 0) {
-        snprintf(v->why, sizeof v->why, "mode %s, got mode %s", mode ? mode : "fast", rmode);
+        snprintf(v->want, sizeof v->want, "mode %s", mode ? mode : "fast");
+        snprintf(v->why, sizeof v->why, "mode %s", rmode);
         return;
     }
     if (strcmp(var, opt_variant) != 0) {
-        snprintf(v->why, sizeof v->why, "variant %s, got variant %s", opt_variant, var);
+        snprintf(v->want, sizeof v->want, "variant %s", opt_variant);
+        snprintf(v->why, sizeof v->why, "variant %s", var);
         return;
     }
     v->detected = 1;
@@ -398,7 +417,7 @@ static void mr_check(const mr_case_t *c, const char *mode, const mr_result_t *r,
 static void mr_table_row(const char *name, const char *fault, int detected, const char *msg) {
     if (!table_fp) return;
     /* tabs separate the columns: none may appear inside one */
-    char m[1024];
+    char m[2048];
     snprintf(m, sizeof m, "%s", msg);
     for (char *p = m; *p; p++)
         if (*p == '\t' || *p == '\n') *p = ' ';
@@ -459,8 +478,8 @@ static void mr_case(const mr_case_t *c, const char *mode, const char *suffix) {
                 mr_table_row(name, c->expect, 0, msg);
             }
         } else {
-            printf("FAIL %s: expected the documented gap (runs to completion) or '%s', got %s\n", name, c->expect,
-                   first_bad.why[0] ? first_bad.why : first_bad.fault);
+            printf("FAIL %s: expected the documented gap (runs to completion) or SIGABRT with '%s', got %s\n", name,
+                   c->expect, first_bad.why[0] ? first_bad.why : first_bad.fault);
             n_fail++;
             mr_table_row(name, c->expect, 0, first_bad.why[0] ? first_bad.why : first_bad.fault);
         }
@@ -485,18 +504,24 @@ static void mr_case(const mr_case_t *c, const char *mode, const char *suffix) {
         n_pass++;
         return;
     }
-    char expect[300];
-    snprintf(expect, sizeof expect, "SIGABRT with '%s'%s%s%s", c->expect, c->alt ? " or '" : "", c->alt ? c->alt : "",
-             c->alt ? "'" : "");
-    const char *got = first_bad.why[0] ? first_bad.why : first_bad.fault;
-    if (first_bad.missed) got = first_bad.line[0] ? first_bad.line : "not detected (ran to completion)";
+    char expect[300], got[1100];
+    if (first_bad.missed) {
+        mr_want_abort(c, &first_bad);
+        snprintf(got, sizeof got, "%s", first_bad.line[0] ? first_bad.line : "not detected (ran to completion)");
+    } else if (first_bad.unmapped) {
+        mr_want_abort(c, &first_bad);
+        snprintf(got, sizeof got, "%s", first_bad.line);
+    } else {
+        snprintf(got, sizeof got, "%s", first_bad.why);
+    }
+    snprintf(expect, sizeof expect, "%s", first_bad.want);
     if (runs > 1)
         printf("FAIL %s: expected %s in every run, got %d/%d caught; first miss: %s\n", name, expect, caught, runs, got);
     else
         printf("FAIL %s: expected %s, got %s\n", name, expect, got);
     n_fail++;
-    char msg[800];
-    snprintf(msg, sizeof msg, "%s%s", runs > 1 ? "some runs not caught; " : "", got);
+    char msg[1600];
+    snprintf(msg, sizeof msg, "%sexpected %s, got %s", runs > 1 ? "some runs not caught; " : "", expect, got);
     mr_table_row(name, c->expect, 0, msg);
 }
 
