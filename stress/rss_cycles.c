@@ -39,7 +39,7 @@ static void *rc_alloc_thread(void *arg) {
     for (int band = 0; band < 3; band++) {
         for (uint64_t got = 0; got < third;) {
             size_t n = (size_t)hs_rng_range(&r, lo[band], hi[band]);
-            if (a->set.n == a->set.cap) hs_fatal("rss_cycles: bookkeeping full (%llu blocks)", (unsigned long long)a->set.cap);
+            if (a->set.n == a->set.cap) hs_fatal("bookkeeping full (%llu blocks)", (unsigned long long)a->set.cap);
             void *p = S_MALLOC(n);
             HS_CHECK_ALLOC(p, n);
             hs_stamp(p, n, rc_tag(a->c, a->id, a->cycle, a->set.n), HS_STAMP_ENDS);
@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
         {NULL, HS_OPT_FLAG, NULL, NULL},
     };
     hs_parse(&c, argc, argv, opts);
-    if (c.threads < 1 || c.threads > 64 || cycles < 2) hs_fatal("rss_cycles: need 1..64 threads and at least 2 cycles");
+    if (c.threads < 1 || c.threads > 64 || cycles < 2) hs_fatal("need 1..64 threads and at least 2 cycles");
     uint64_t nt = c.threads;
     rc_arg_t *args = calloc(nt, sizeof *args); /* bookkeeping from the process malloc, before the run */
     for (uint64_t t = 0; t < nt; t++) {
@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
         args[t].set.cap = args[t].bytes / 3 / 520 * 2 + 4096; /* tiny band: mean 520 B */
         args[t].set.ptr = calloc(args[t].set.cap, sizeof(void *));
         args[t].set.size = calloc(args[t].set.cap, sizeof(size_t));
-        if (!args[t].set.ptr || !args[t].set.size) hs_fatal("rss_cycles: bookkeeping allocation failed");
+        if (!args[t].set.ptr || !args[t].set.size) hs_fatal("bookkeeping allocation failed");
     }
     long first_after = -1, worst_growth = 0;
     uint64_t ops = 0;
@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
             printf("rss_cycles: cycle %llu: %llu MiB allocated, RSS at peak %ld KiB, after free %ld KiB (%+ld KiB vs cycle 1)\n",
                    (unsigned long long)k, (unsigned long long)mib, peak, after, growth);
         if (growth > (long)(slack << 10))
-            hs_fatal("rss_cycles: FAIL RSS after free grew by %ld KiB in cycle %llu (allowed %llu MiB): regions leak",
+            hs_fatal("FAIL RSS after free grew by %ld KiB in cycle %llu (allowed %llu MiB): regions leak",
                      growth, (unsigned long long)k, (unsigned long long)slack);
     }
     for (uint64_t t = 0; t < nt; t++) {
