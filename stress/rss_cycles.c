@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
             printf("rss_cycles: cycle %llu: %llu MiB allocated, RSS at peak %ld KiB, after free %ld KiB (%+ld KiB vs cycle 1)\n",
                    (unsigned long long)k, (unsigned long long)mib, peak, after, growth);
         if (growth > (long)(slack << 10))
-            hs_fatal("FAIL RSS after free grew by %ld KiB in cycle %llu (allowed %llu MiB): regions leak",
+            hs_fatal("RSS after free grew by %ld KiB in cycle %llu (allowed %llu MiB): regions leak",
                      growth, (unsigned long long)k, (unsigned long long)slack);
     }
     for (uint64_t t = 0; t < nt; t++) {
