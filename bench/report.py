@@ -18,6 +18,7 @@ METRICS = {
     "ns_per_pair": ("ns per pair", False),
     "mops": ("M ops/s", True),
     "mfrees": ("M frees/s", True),
+    "seconds": ("seconds", False),
 }
 
 

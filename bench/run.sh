@@ -6,7 +6,7 @@
 #   --runs N     repetitions (every allocator runs once per workload per repetition)
 #   --modes L    also run hakmem once per HAKMEM_MODE in L, as columns hakmem:<mode>
 #   --variants   also run build/hardened/libhakmem-hardened.so, as column hakmem-hardened
-#   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons)
+#   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons, large_blocks)
 #   --no-build   use build/release (and build/hardened) libraries as they are, build only if missing
 #
 # Workloads (programs from stress/ and bench/, built here with plain gcc -O2 into build/bench):
@@ -14,6 +14,7 @@
 #   random_mixed  WS=400 slots, 16-1024 B, 20M steps, M ops/s
 #   larson        2 threads, mimalloc-bench arguments (8..1000 B, 5000 slots, 100 rounds, seed 4141)
 #   prodcons      1 producer + 1 consumer, xmalloc-test-like (64 B blocks, batches of 4096), M frees/s
+#   large_blocks  5..25 MiB blocks, at most 20 live, every page written (malloc-large), seconds
 # Every allocator is loaded with LD_PRELOAD (glibc: none), and runs are interleaved: each
 # repetition goes round-robin over the allocators, starting one further along each time, so drift
 # in machine load spreads over all columns. Output: the table on stdout and build/bench/report.md;
@@ -65,6 +66,7 @@ build_prog tiny_hot "$ROOT/bench/tiny_hot.c"
 build_prog random_mixed "$ROOT/stress/random_mixed.c"
 build_prog larson "$ROOT/stress/larson.c"
 build_prog prodcons "$ROOT/stress/prodcons.c"
+build_prog large_blocks "$ROOT/bench/large_blocks.c"
 
 # hakmem: build/<preset>/<lib>, brought up to date with the CMake preset (configured if needed)
 # so the numbers are those of the current sources; --no-build takes the library as it is.
@@ -120,14 +122,15 @@ peer jemalloc "$JE_LIB" libjemalloc-dev
 peer tcmalloc "$TC_LIB" libgoogle-perftools-dev
 
 # Workloads: name, metric, command.
-if [ "$QUICK" = 1 ]; then LARSON_SECS=1; PC_ITEMS=4M; else LARSON_SECS=2; PC_ITEMS=8M; fi
-WL_NAMES=(tiny_hot random_mixed larson prodcons)
-WL_METRIC=(ns_per_pair mops mops mfrees)
+if [ "$QUICK" = 1 ]; then LARSON_SECS=1; PC_ITEMS=4M; LB_STEPS=200; else LARSON_SECS=2; PC_ITEMS=8M; LB_STEPS=500; fi
+WL_NAMES=(tiny_hot random_mixed larson prodcons large_blocks)
+WL_METRIC=(ns_per_pair mops mops mfrees seconds)
 WL_CMD=(
   "$OUT/tiny_hot --bench --rounds 10M"
   "$OUT/random_mixed --bench --ws 400 --min 16 --max 1024 --steps 20M"
   "$OUT/larson --bench --threads 2 --min 8 --max 1000 --slots 5000 --rounds 100 --seed 4141 --seconds $LARSON_SECS"
   "$OUT/prodcons --bench --producers 1 --consumers 1 --min 64 --max 64 --batch 4096 --queue 128 --items $PC_ITEMS"
+  "$OUT/large_blocks --bench --steps $LB_STEPS"
 )
 if [ -n "$ONLY" ]; then
   keep_n=() keep_m=() keep_c=()
@@ -172,6 +175,7 @@ for ((rep = 1; rep <= RUNS; rep++)); do
       if [ "$status" = ok ] && [ -n "$line" ]; then
         case $metric in
           ns_per_pair) value=$(field ns_per_pair "$line") ;;
+          seconds) value=$(field seconds "$line") ;;
           *) value=$(field mops "$line") ;;
         esac
         rss=$(field peak_rss_kb "$line")
