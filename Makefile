@@ -10,6 +10,8 @@
 
 JOBS   ?= $(shell nproc)
 PREFIX ?= /usr/local
+# make bench: every peer, plus hakmem's other modes and the hardened variant as extra columns.
+BENCH_ARGS ?= --modes minimal,balanced,tight,lean --variants
 
 .PHONY: all build test verify bench stress install clean deps-build deps-test deps-bench deps-verify
 
