@@ -13,6 +13,12 @@
  *   large          1 MiB block: free(p); free(p)
  *   large_delayed  1 MiB block freed, then 100 other large blocks allocated and freed, then free(p)
  *   realloc_zero   free(p); realloc(p, 0) (which frees)
+ *   after_realloc  q = realloc(p, 4000) moves the block (p is freed by it); then free(p)
+ *   large_after_realloc  q = realloc(p, 8 MiB) moves a 1 MiB block (mremap); then free(p)
+ *   slab_reused    a thread frees p and exits, so p's slab goes back to its region; the main thread
+ *                  gets a new slab of the same class at the same place, and a live block q == p;
+ *                  then the stale free(p). Without a quarantine this frees q (a documented limit):
+ *                  the program shows the consequence, q handed out again while live
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -174,12 +180,56 @@ static void df_realloc_zero(int argc, char **argv) {
     mu_missed("realloc(p, 0) of a freed block");
 }
 
+static void df_after_realloc(int argc, char **argv) {
+    (void)argc, (void)argv;
+    char *p = MU_MALLOC(24);
+    memset(p, 4, 24);
+    char *q = MU_REALLOC(p, 4000);
+    if (q == NULL) mu_setup_failed("realloc");
+    if (q == p) mu_setup_failed("realloc from 24 to 4000 bytes stayed in place");
+    mu_note_ptr(p);
+    MU_FREE(mu_launder(p));
+    mu_missed("free of the old pointer after realloc moved the block");
+}
+
+static void df_large_after_realloc(int argc, char **argv) {
+    (void)argc, (void)argv;
+    char *p = MU_MALLOC(1u << 20);
+    p[0] = 1;
+    char *q = MU_REALLOC(p, 8u << 20);
+    if (q == NULL) mu_setup_failed("realloc");
+    if (q == p) mu_setup_failed("realloc from 1 MiB to 8 MiB grew in place");
+    q[0] = 2;
+    mu_note_ptr(p);
+    MU_FREE(mu_launder(p));
+    mu_missed("free of the old pointer after realloc moved a large block");
+}
+
+static void df_slab_reused(int argc, char **argv) {
+    (void)argc, (void)argv;
+    df_exit_arg_t a = {40000, 0, NULL};
+    pthread_t t;
+    if (pthread_create(&t, NULL, df_exit_thread, &a) != 0) mu_setup_failed("pthread_create");
+    pthread_join(t, NULL);
+    /* the region keeps the freed units; a new slab of the class takes them again */
+    char *q = NULL;
+    for (int n = 0; n < 64 && (q = MU_MALLOC(40000)) != a.p; n++) {} /* the others stay live */
+    if (q != a.p) mu_setup_failed("the stale pointer's memory was not handed out again in 64 allocations");
+    memset(q, 7, 40000);
+    MU_FREE(mu_launder(a.p)); /* the stale double free: frees q */
+    char *r = MU_MALLOC(40000);
+    if (r == q) mu_missed("stale double free into a reused slab freed a live block, handed out again");
+    mu_missed("stale double free into a reused slab went through");
+}
+
 int main(int argc, char **argv) {
     static const mu_variant_t v[] = {
         {"immediate", df_immediate},   {"delayed", df_delayed},         {"neighbours", df_neighbours},
         {"mid", df_mid},               {"thread", df_thread},           {"thread_first", df_thread_first},
         {"thread_exit", df_thread_exit}, {"released_slab", df_released_slab}, {"large", df_large},
         {"large_delayed", df_large_delayed}, {"realloc_zero", df_realloc_zero},
+        {"after_realloc", df_after_realloc}, {"large_after_realloc", df_large_after_realloc},
+        {"slab_reused", df_slab_reused},
     };
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }

@@ -6,6 +6,8 @@
  *   realloc SIZE K   the same, then realloc(p, 4 * SIZE) (moves the block, freeing the old one)
  *   nul SIZE         one zero byte written at malloc_usable_size(p) (an off-by-one string
  *                    terminator): it lands on the canary's zero byte, a documented limit
+ *   underflow        two neighbouring 24-byte blocks a, b: 8 bytes written just before b (a's
+ *                    canary), then free(a): the report names a, the block whose canary was hit
  *   large            eight 1 MiB blocks; for two whose mappings are adjacent, 8 bytes are written
  *                    past the lower one's usable size (into the upper block) and both are freed.
  *                    Large blocks have no canary; a guard page would make the write fault instead
@@ -49,6 +51,25 @@ static void of_nul(int argc, char **argv) {
     mu_missed("one zero byte past the usable size, then free");
 }
 
+static void of_underflow(int argc, char **argv) {
+    (void)argc, (void)argv;
+    enum { N = 16 };
+    unsigned char *blk[N];
+    for (int i = 0; i < N; i++) blk[i] = MU_MALLOC(24);
+    /* neighbours: b starts right after a's block (usable bytes plus the 8-byte canary) */
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < N; j++) {
+            unsigned char *a = blk[i], *b = blk[j];
+            if (b != a + MU_USABLE(a) + 8) continue;
+            mu_note_ptr(a);
+            memset((unsigned char *)mu_launder(b) - 8, 0x41, 8);
+            MU_FREE(a);
+            mu_missed("8 bytes written before a block (into its neighbour's canary), then free of the neighbour");
+        }
+    }
+    mu_setup_failed("no two neighbouring 24-byte blocks among 16 allocations");
+}
+
 static void of_large(int argc, char **argv) {
     (void)argc, (void)argv;
     enum { N = 8 };
@@ -73,6 +94,7 @@ static void of_large(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    static const mu_variant_t v[] = {{"bytes", of_bytes}, {"realloc", of_realloc}, {"nul", of_nul}, {"large", of_large}};
+    static const mu_variant_t v[] = {{"bytes", of_bytes}, {"realloc", of_realloc}, {"nul", of_nul}, {"underflow", of_underflow},
+                                     {"large", of_large}};
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }

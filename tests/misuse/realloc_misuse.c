@@ -9,6 +9,8 @@
  *   mmap            realloc of the program's own mmap'd page
  *   stack           realloc of a stack array
  *   wild            realloc((void *)0x12345678, 100)
+ *   moved_small     q = realloc(p, 4000) moved the block; then realloc(p, 10) of the old pointer
+ *   moved_large     q = realloc(p, 8 MiB) moved a 1 MiB block (mremap); then realloc(p, 100)
  */
 #define _GNU_SOURCE
 #include <sys/mman.h>
@@ -83,12 +85,33 @@ static void rm_wild(int argc, char **argv) {
     rm_realloc_noted((void *)(uintptr_t)0x12345678, 100, "realloc of 0x12345678");
 }
 
+static void rm_moved(size_t size, size_t grow, size_t n, const char *what) {
+    char *p = MU_MALLOC(size);
+    if (p == NULL) mu_setup_failed("malloc");
+    p[0] = 1;
+    char *q = MU_REALLOC(p, grow);
+    if (q == NULL) mu_setup_failed("realloc");
+    if (q == p) mu_setup_failed("the growing realloc stayed in place");
+    q[0] = 2;
+    rm_realloc_noted(p, n, what);
+}
+
+static void rm_moved_small(int argc, char **argv) {
+    (void)argc, (void)argv;
+    rm_moved(24, 4000, 10, "realloc of the old pointer after realloc moved a small block");
+}
+
+static void rm_moved_large(int argc, char **argv) {
+    (void)argc, (void)argv;
+    rm_moved(1u << 20, 8u << 20, 100, "realloc of the old pointer after realloc moved a large block");
+}
+
 int main(int argc, char **argv) {
     static const mu_variant_t v[] = {
         {"freed_small", rm_freed_small},       {"freed_same", rm_freed_same}, {"freed_mid", rm_freed_mid},
         {"freed_large", rm_freed_large},       {"interior_small", rm_interior_small},
         {"interior_large", rm_interior_large}, {"mmap", rm_mmap},             {"stack", rm_stack},
-        {"wild", rm_wild},
+        {"wild", rm_wild},                     {"moved_small", rm_moved_small}, {"moved_large", rm_moved_large},
     };
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }
