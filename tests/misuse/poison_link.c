@@ -7,6 +7,8 @@
  *
  *   live      link of the most recently freed block := address of a live block of the same class
  *   stack     link := address of a stack variable
+ *   mangled   link := live ^ (slot >> 12): glibc's safe-linking encoding, which an attacker who knows
+ *             one heap address can forge; the per-process secret in hakmem's encoding defeats it
  *   null      link := 0 (an attempt to cut the list)
  *   partial   only the low byte of the link is changed, by the XOR of two heap addresses the
  *             attacker knows (the known weakness of safe-linking): it now decodes to a live
@@ -54,6 +56,18 @@ static void pl_live(int argc, char **argv) {
     char *live = MU_MALLOC(PL_SIZE);
     memset(live, 0x42, PL_SIZE);
     pl_poison_raw((uintptr_t)live, "poisoned link to a live block");
+}
+
+static void pl_mangled(int argc, char **argv) {
+    (void)argc, (void)argv;
+    char *live = MU_MALLOC(PL_SIZE);
+    memset(live, 0x42, PL_SIZE);
+    char *a = MU_MALLOC(PL_SIZE), *b = MU_MALLOC(PL_SIZE);
+    if (a == NULL || b == NULL || live == NULL) mu_setup_failed("malloc");
+    MU_FREE(a);
+    MU_FREE(b);
+    *(uintptr_t *)mu_launder(b) = (uintptr_t)live ^ ((uintptr_t)b >> 12);
+    pl_drain_until(b, 1, "link forged with glibc's safe-linking encoding");
 }
 
 static void pl_stack(int argc, char **argv) {
@@ -154,7 +168,7 @@ static void pl_abandoned(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     static const mu_variant_t v[] = {
-        {"live", pl_live},   {"stack", pl_stack},   {"null", pl_null},         {"partial", pl_partial},
+        {"live", pl_live},   {"mangled", pl_mangled}, {"stack", pl_stack},   {"null", pl_null},         {"partial", pl_partial},
         {"cycle", pl_cycle}, {"remote", pl_remote}, {"abandoned", pl_abandoned},
     };
     return mu_dispatch(v, MU_COUNT(v), argc, argv);

@@ -129,6 +129,7 @@ static const mr_case_t mr_static_cases[] = {
      "large blocks carry no fill; a freed one kept in the BigCache stays writable and is handed out unchecked"},
     /* link poisoning: probabilistic in principle (the secret), so run many times */
     {"poison_link.live", "poison_link", "live", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 1, FL_BOTH, NULL},
+    {"poison_link.mangled", "poison_link", "mangled", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 1, FL_BOTH, NULL},
     {"poison_link.stack", "poison_link", "stack", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 1, FL_BOTH, NULL},
     {"poison_link.null", "poison_link", "null", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 1, FL_BOTH, NULL},
     /* The neighbour passes the link check; what catches it is either its first word (user data,
