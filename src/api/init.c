@@ -17,6 +17,7 @@
 #include "hakmem.h"
 #include "large/large.h"
 #include "tiny/heap.h"
+#include "trace/trace.h"
 
 HK_HIDDEN _Atomic int hk_init_state;
 static _Atomic long hk_init_tid;
@@ -25,6 +26,7 @@ static _Atomic int hk_key_ready;
 
 static void hk_thread_exit(void *arg) {
     (void)arg;
+    if (hk_trace_on) hk_trace_thread_exit();
     hk_heap_teardown(&hk_tls_heap);
 }
 
@@ -49,6 +51,7 @@ static void hk_atfork_child(void) {
     hk_large_reset_locks();
     hk_abandon_reset_locks();
     hk_heap_fork_child();
+    hk_trace_fork_child();
 }
 
 static uintptr_t hk_draw_secret(void) {
@@ -72,6 +75,7 @@ void hk_init_slow(void) {
         hk_config_init();
         hk_secret = hk_draw_secret();
         hk_ss_init();
+        hk_trace_init(); /* HAKMEM_TRACE / HAKMEM_TRACE_RING: before any op can be missed */
         atomic_store_explicit(&hk_init_state, 2, memory_order_release);
         /* From here on allocation works; these may allocate. */
         if (pthread_key_create(&hk_thread_key, hk_thread_exit) == 0) atomic_store_explicit(&hk_key_ready, 1, memory_order_release);

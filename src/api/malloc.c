@@ -7,10 +7,13 @@
 #include "hakmem.h"
 #include "large/large.h"
 #include "tiny/heap.h"
+#include "trace/trace.h"
+#include "trace/vclock.h"
 
 /* ---- slow paths (out of line; the fast paths tail-call them) ------------------------------- */
 static HK_NOINLINE void *hk_alloc_class_slow(unsigned cls) {
     hk_ensure_init();
+    hk_ctl_tick(HK_VC_REFILL, cls);
     void *b = hk_tcache_refill(cls);
     if (HAK_UNLIKELY(b == NULL)) errno = ENOMEM;
     return b;
@@ -18,8 +21,11 @@ static HK_NOINLINE void *hk_alloc_class_slow(unsigned cls) {
 
 static HK_NOINLINE void *hk_malloc_large(size_t n) {
     hk_ensure_init();
+    hk_ctl_tick(HK_VC_LARGE, 0);
     int fresh;
-    return hk_large_alloc(n, 0, &fresh);
+    void *p = hk_large_alloc(n, 0, &fresh);
+    hk_trace_large_hit = (uint8_t)!fresh; /* the trace tells BigCache hits from fresh mappings */
+    return p;
 }
 
 HK_INLINE void *hk_alloc_class(unsigned cls) {
@@ -45,12 +51,15 @@ static HK_NOINLINE void hk_free_slow(void *p) {
 }
 
 /* ---- the family ------------------------------------------------------------------------------ */
-void *hak_malloc(size_t n) {
+/* Each public function is `if (tracing) record; else its _impl`: with tracing off the only cost is one
+ * load and one predictable branch (trace/traced.inc holds the recording wrappers). Internal calls go
+ * to the _impl functions, so a realloc is recorded once, not as its inner malloc and free. */
+HK_INLINE void *hk_malloc_impl(size_t n) {
     if (HAK_LIKELY(n <= HK_SMALL_LIMIT)) return hk_alloc_class(hk_size_class(HK_REQ(n)));
     return hk_malloc_large(n);
 }
 
-void hak_free(void *p) {
+HK_INLINE void hk_free_impl(void *p) {
     if (HAK_LIKELY(hk_region_is_ss((uintptr_t)p))) {
         hk_slab_free(p);
         return;
@@ -58,7 +67,7 @@ void hak_free(void *p) {
     hk_free_slow(p);
 }
 
-void *hak_calloc(size_t nmemb, size_t size) {
+HK_INLINE void *hk_calloc_impl(size_t nmemb, size_t size) {
     size_t n;
     if (HAK_UNLIKELY(__builtin_mul_overflow(nmemb, size, &n))) {
         errno = ENOMEM;
@@ -72,11 +81,12 @@ void *hak_calloc(size_t nmemb, size_t size) {
     hk_ensure_init();
     int fresh;
     void *p = hk_large_alloc(n, 0, &fresh);
+    hk_trace_large_hit = (uint8_t)!fresh;
     if (p != NULL && !fresh) memset(p, 0, n); /* fresh mappings are already zero */
     return p;
 }
 
-size_t hak_malloc_usable_size(void *p) {
+HK_INLINE size_t hk_usable_impl(void *p) {
     if (p == NULL) return 0;
     if (hk_region_is_ss((uintptr_t)p)) {
         hk_slab_t *s = hk_slab_of((uintptr_t)p);
@@ -85,10 +95,10 @@ size_t hak_malloc_usable_size(void *p) {
     return hk_large_usable(p);
 }
 
-void *hak_realloc(void *p, size_t n) {
-    if (p == NULL) return hak_malloc(n);
+static inline void *hk_realloc_impl(void *p, size_t n) {
+    if (p == NULL) return hk_malloc_impl(n);
     if (n == 0) { /* as glibc: frees and returns NULL */
-        hak_free(p);
+        hk_free_impl(p);
         return NULL;
     }
     size_t old;
@@ -116,27 +126,27 @@ void *hak_realloc(void *p, size_t n) {
             /* an over-aligned block: fall through to copy */
         }
     }
-    void *q = hak_malloc(n);
+    void *q = hk_malloc_impl(n);
     if (q == NULL) return NULL; /* the old block is intact; errno is ENOMEM */
     memcpy(q, p, n < old ? n : old);
-    hak_free(p);
+    hk_free_impl(p);
     return q;
 }
 
-void *hak_reallocarray(void *p, size_t nmemb, size_t size) {
+HK_INLINE void *hk_reallocarray_impl(void *p, size_t nmemb, size_t size) {
     size_t n;
     if (__builtin_mul_overflow(nmemb, size, &n)) {
         errno = ENOMEM;
         return NULL;
     }
-    return hak_realloc(p, n);
+    return hk_realloc_impl(p, n);
 }
 
 /* align: a power of two. Slab classes whose size is a multiple of the alignment are aligned to it
  * (slabs start on 64 KiB boundaries), so alignments up to 64 KiB stay in slabs. */
 void *hk_memalign(size_t align, size_t size) {
     if (align <= 8 || (align <= 16 && size > 8 && !HK_HARDEN(HK_H_CANARY)))
-        return hak_malloc(size);
+        return hk_malloc_impl(size);
     if (align <= HK_MID_MAX && size <= HK_SMALL_LIMIT) {
         size_t need = HK_MAX(HK_REQ(size), align);
         if (need <= HK_MID_MAX) {
@@ -147,7 +157,9 @@ void *hk_memalign(size_t align, size_t size) {
     }
     hk_ensure_init();
     int fresh;
-    return hk_large_alloc(size, align, &fresh);
+    void *p = hk_large_alloc(size, align, &fresh);
+    hk_trace_large_hit = (uint8_t)!fresh;
+    return p;
 }
 
 static size_t hk_pow2_ceil(size_t a) {
@@ -155,7 +167,7 @@ static size_t hk_pow2_ceil(size_t a) {
     return (size_t)1 << (64 - __builtin_clzll((unsigned long long)(a - 1)));
 }
 
-void *hak_memalign(size_t align, size_t size) {
+HK_INLINE void *hk_memalign_impl(size_t align, size_t size) {
     /* glibc: an alignment above SIZE_MAX/2+1 is EINVAL; others are rounded up to a power of two */
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
@@ -164,9 +176,7 @@ void *hak_memalign(size_t align, size_t size) {
     return hk_memalign(hk_pow2_ceil(align), size);
 }
 
-void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
-
-int hak_posix_memalign(void **out, size_t align, size_t size) {
+HK_INLINE int hk_posix_memalign_impl(void **out, size_t align, size_t size) {
     if (align < sizeof(void *) || (align & (align - 1)) != 0) return EINVAL;
     void *p = hk_memalign(align, size);
     if (p == NULL) return ENOMEM;
@@ -174,15 +184,66 @@ int hak_posix_memalign(void **out, size_t align, size_t size) {
     return 0;
 }
 
-void *hak_valloc(size_t size) { return hk_memalign(HK_PAGE, size); }
+HK_INLINE void *hk_valloc_impl(size_t size) { return hk_memalign(HK_PAGE, size); }
 
-void *hak_pvalloc(size_t size) {
+HK_INLINE void *hk_pvalloc_impl(size_t size) {
     size_t n = HK_ALIGN_UP(size, (size_t)HK_PAGE);
     if (n < size) {
         errno = ENOMEM;
         return NULL;
     }
     return hk_memalign(HK_PAGE, n ? n : HK_PAGE);
+}
+
+/* The recording wrappers (hk_traced_*), then the public functions. */
+#include "trace/traced.inc"
+
+void *hak_malloc(size_t n) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_malloc(n);
+    return hk_malloc_impl(n);
+}
+void hak_free(void *p) {
+    if (HAK_UNLIKELY(hk_trace_on)) {
+        hk_traced_free(p);
+        return;
+    }
+    hk_free_impl(p);
+}
+void *hak_calloc(size_t nmemb, size_t size) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_calloc(nmemb, size);
+    return hk_calloc_impl(nmemb, size);
+}
+size_t hak_malloc_usable_size(void *p) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_usable(p);
+    return hk_usable_impl(p);
+}
+void *hak_realloc(void *p, size_t n) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_realloc(p, n, 1, 0);
+    return hk_realloc_impl(p, n);
+}
+void *hak_reallocarray(void *p, size_t nmemb, size_t size) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_realloc(p, size, nmemb, 1);
+    return hk_reallocarray_impl(p, nmemb, size);
+}
+void *hak_memalign(size_t align, size_t size) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_aligned(3 /* MEMALIGN */, align, size);
+    return hk_memalign_impl(align, size);
+}
+void *hak_aligned_alloc(size_t align, size_t size) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_aligned(5 /* ALIGNED_ALLOC */, align, size);
+    return hk_memalign_impl(align, size);
+}
+int hak_posix_memalign(void **out, size_t align, size_t size) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_posix_memalign(out, align, size);
+    return hk_posix_memalign_impl(out, align, size);
+}
+void *hak_valloc(size_t size) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_aligned(11 /* VALLOC */, HK_PAGE, size);
+    return hk_valloc_impl(size);
+}
+void *hak_pvalloc(size_t size) {
+    if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_aligned(12 /* PVALLOC */, HK_PAGE, size);
+    return hk_pvalloc_impl(size);
 }
 
 #if !HAK_PREFIXED_ONLY

@@ -155,7 +155,9 @@ static const char *hk_accepted(const hk_opt_desc_t *d, char *buf, size_t len) {
     switch (d->type) {
     case HK_OPT_BOOL: return "1/true/yes/on or 0/false/no/off";
     case HK_OPT_ENUM: return d->choices;
-    case HK_OPT_STR: return "a list like C0:256:16,C3:192:12 (class:cap[:batch], classes C0..C31)";
+    case HK_OPT_STR:
+        if (d - hk_opt_table == HK_OPT_TINY_TLS_CLASS_OVERRIDE) return "a list like C0:256:16,C3:192:12 (class:cap[:batch], classes C0..C31)";
+        return "a text of at most 255 bytes";
     case HK_OPT_INT: {
         size_t n = hk_strlcpy(buf, "an integer from ", len);
         n += hk_fmt_u64(buf + n, (uint64_t)d->min);
@@ -197,7 +199,10 @@ static int hk_parse_value(const hk_opt_desc_t *d, const char *value, long long *
     case HK_OPT_BOOL: rc = hk_parse_bool(value, &v); break;
     case HK_OPT_INT: rc = hk_parse_int(value, &v); break;
     case HK_OPT_ENUM: rc = hk_parse_enum(value, d->choices, &v); break;
-    case HK_OPT_STR: rc = (strlen(value) < HK_STR_MAX && hk_parse_class_override(value, 0) == 0) ? 0 : -1; break;
+    case HK_OPT_STR: /* each STR option has its own syntax; the free-text ones only a length limit */
+        rc = strlen(value) < HK_STR_MAX ? 0 : -1;
+        if (rc == 0 && d - hk_opt_table == HK_OPT_TINY_TLS_CLASS_OVERRIDE) rc = hk_parse_class_override(value, 0);
+        break;
     }
     if (rc != 0) return -1;
     if (d->type != HK_OPT_STR && (v < d->min || v > d->max)) return -1;

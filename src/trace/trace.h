@@ -1,0 +1,145 @@
+/* The op recorder (HAKMEM_TRACE, HAKMEM_TRACE_RING): every call of the malloc family, on every
+ * thread, into a per-thread buffer of fixed-size records. The on-disk layout is docs/trace-format.md.
+ *
+ *   full mode  (HAKMEM_TRACE=path):       each thread's buffer is written to `path` as a checksummed
+ *                                          chunk whenever it fills, at thread exit and at process exit
+ *   ring mode  (HAKMEM_TRACE_RING=N):      each thread keeps only its last N records in memory; nothing
+ *                                          is written unless the process crashes (then `path.crash`)
+ *
+ * Cost model: with tracing off, each public hak_* function pays one load of hk_trace_on and one
+ * predictable branch. With tracing on, a call writes one 32-byte record (two for realloc) into the
+ * thread's buffer; no lock, no shared write except the epoch bump below.
+ *
+ * Order without a global lock: every record carries the value of a coarse global epoch. The epoch is
+ * bumped (atomic add) only by a thread that is about to take a block that may have come from another
+ * thread: a class refill (its cache was empty), any large-block path, realloc. A thread that releases a
+ * block reads the epoch at entry, before the block can reach another thread. So when a block passes from
+ * thread A (release) to thread B (acquire), B's record carries a strictly larger epoch than A's; ops of
+ * one thread keep their per-thread order. Within one epoch the tools repair the order offline (a free of
+ * an address not yet handed out waits for the hand-out in the same epoch). rdtsc would give a finer
+ * stamp but costs about as much as a whole tiny malloc/free pair (15 ns measured on this machine).
+ *
+ * What must hold: nothing here calls malloc; buffers and files are created with mmap / open; the crash
+ * path uses only async-signal-safe calls (open, write, close, sigaction, raise).
+ */
+#ifndef HK_TRACE_H
+#define HK_TRACE_H
+
+#include "common.h"
+
+/* ---- records (the file layout of one record: docs/trace-format.md) --------------------------- */
+#define HK_TRACE_REC_SIZE 32u
+
+/* kind: the op-program numbering (verify/op.h: ALLOC=0 ... REALLOCARRAY=13), plus: */
+#define HK_TR_EXT 0x3Fu /* extension of the next record (realloc family): old usable size, nmemb, entry epoch */
+
+/* path: which layer served the op (the block returned, or the block freed) */
+#define HK_TPATH_LARGE 0x40u    /* a fresh large mapping */
+#define HK_TPATH_BIGCACHE 0x41u /* a large block reused from the BigCache */
+#define HK_TPATH_NONE 0xFFu     /* no block (failure, NULL, SET) */
+/* 0..31: a slab class (0..7 tiny, 8..31 mid) */
+
+/* flags */
+#define HK_TF_INFLIGHT 0x01u /* the call had not returned when the record was written out (crash) */
+#define HK_TF_BUMP 0x02u     /* the epoch was bumped for this op (it may have taken a foreign block) */
+#define HK_TF_CTL 0x04u      /* SET: a decision of a knob controller (vclock.h) */
+#define HK_TF_FAILED 0x08u   /* the call failed (NULL / non-zero return); err holds errno or the rc */
+
+typedef struct hk_trec {
+    uint64_t out;   /* block returned (allocating ops; 0 on failure); USABLE: the answer; SET: value;
+                     * EXT: usable size of the block passed in */
+    uint64_t in;    /* block passed in (FREE, REALLOC*, USABLE); CALLOC: nmemb; MEMALIGN family: alignment;
+                     * SET: option index; EXT: nmemb (REALLOCARRAY) */
+    uint64_t size;  /* requested size (per element for CALLOC / REALLOCARRAY); FREE: usable size of the
+                     * freed block; EXT: 0 */
+    uint32_t epoch; /* global epoch (see above); EXT: the epoch at entry */
+    uint8_t kind;
+    uint8_t path;
+    uint8_t err;
+    uint8_t flags;
+} hk_trec_t;
+
+_Static_assert(sizeof(hk_trec_t) == HK_TRACE_REC_SIZE, "records are 32 bytes on disk and in memory");
+
+/* ---- per-thread buffer ------------------------------------------------------------------------ */
+enum { HK_TT_FREE = 0, HK_TT_LIVE = 1, HK_TT_DEAD = 2 };
+
+typedef struct hk_trace_thr {
+    _Atomic uint64_t published; /* records appended so far (release: the crash dumper reads up to it) */
+    uint64_t head;              /* owner's count of records appended */
+    hk_trec_t *rec;             /* cap records, mmap'd */
+    uint32_t cap;
+    uint32_t pos;               /* owner: next slot (head % cap in ring mode; fill level in full mode) */
+    uint64_t base;              /* full mode: index (in the thread's stream) of rec[0] */
+    uint32_t written;           /* full mode: records of rec[0..pos) already written by another flusher */
+    uint32_t slot;              /* thread index in the trace */
+    uint32_t tid;               /* OS thread id */
+    _Atomic uint32_t state;     /* HK_TT_* */
+    _Atomic uint32_t lock;      /* full mode: writes to the file of this buffer */
+    uint32_t pad;
+} hk_trace_thr_t;
+
+/* ---- global state ----------------------------------------------------------------------------- */
+extern HK_HIDDEN uint8_t hk_trace_on;              /* the one byte the fast path tests */
+extern HK_HIDDEN _Atomic uint32_t hk_trace_epoch;
+extern HK_HIDDEN __thread hk_trace_thr_t *hk_trace_me __attribute__((tls_model("initial-exec")));
+extern HK_HIDDEN __thread uint8_t hk_trace_large_hit __attribute__((tls_model("initial-exec")));
+
+/* Init (api/init.c, after the options are read): opens the file / arms the ring, installs the crash
+ * handlers and the hardened-report hook, then sets hk_trace_on. */
+HK_HIDDEN void hk_trace_init(void);
+HK_HIDDEN void hk_trace_thread_exit(void); /* api/init.c: thread destructor */
+HK_HIDDEN void hk_trace_fork_child(void);  /* api/init.c: atfork child */
+/* Creates the calling thread's buffer; NULL if none can be had (the op goes unrecorded). */
+HK_HIDDEN hk_trace_thr_t *hk_trace_thread_start(void);
+/* Full mode: writes rec[written..pos) of the calling thread's buffer and empties it. */
+HK_HIDDEN void hk_trace_flush_full(hk_trace_thr_t *t);
+/* Writes every buffer to `path` now (ring: the ring; full: what is not written yet) followed by a crash
+ * chunk when sig != 0. Async-signal-safe. Returns 0 or -1. Tests and hak_debug callers use it with sig 0. */
+HK_HIDDEN int hk_trace_dump(const char *path, int sig, int from_report);
+/* Records a SET (option index, value) on the calling thread. */
+HK_HIDDEN void hk_trace_record_set(unsigned opt, uint64_t value, int from_ctl);
+/* The 64-bit chunk checksum (docs/trace-format.md). */
+HK_HIDDEN uint64_t hk_trace_sum64(uint64_t h, const void *data, size_t n);
+
+/* ---- the append path (inline: ring mode must stay cheap) -------------------------------------- */
+/* Reserves the next record of the calling thread and marks it in flight; NULL if unrecorded. The
+ * record is visible to the crash dumper at once, so an op that crashes inside the allocator is in the
+ * dump. */
+HK_INLINE hk_trec_t *hk_trace_begin(unsigned kind, uint64_t in, uint64_t size, uint32_t epoch) {
+    hk_trace_thr_t *t = hk_trace_me;
+    if (HAK_UNLIKELY(t == NULL) && (t = hk_trace_thread_start()) == NULL) return NULL;
+    if (HAK_UNLIKELY(t->pos >= t->cap)) {
+        if (t->base != UINT64_MAX) hk_trace_flush_full(t); /* full mode: the buffer is full */
+        else t->pos = 0;                                   /* ring mode: wrap */
+    }
+    hk_trec_t *r = &t->rec[t->pos++];
+    r->out = 0;
+    r->in = in;
+    r->size = size;
+    r->epoch = epoch;
+    r->kind = (uint8_t)kind;
+    r->path = HK_TPATH_NONE;
+    r->err = 0;
+    r->flags = HK_TF_INFLIGHT;
+    t->head++;
+    atomic_store_explicit(&t->published, t->head, memory_order_release);
+    return r;
+}
+
+HK_INLINE void hk_trace_end(hk_trec_t *r, uint64_t out, unsigned path, uint32_t epoch, unsigned flags, int err) {
+    if (r == NULL) return;
+    r->out = out;
+    r->path = (uint8_t)path;
+    r->epoch = epoch;
+    r->err = (uint8_t)(err > 255 ? 255 : err);
+    /* the record is complete once the flag is clear */
+    __atomic_store_n(&r->flags, (uint8_t)flags, __ATOMIC_RELEASE);
+}
+
+HK_INLINE uint32_t hk_trace_epoch_now(void) { return atomic_load_explicit(&hk_trace_epoch, memory_order_relaxed); }
+/* The value after this thread's bump: larger than every epoch a releasing thread read before its block
+ * could have reached us (read-modify-write coherence). */
+HK_INLINE uint32_t hk_trace_epoch_bump(void) { return atomic_fetch_add_explicit(&hk_trace_epoch, 1, memory_order_acq_rel) + 1; }
+
+#endif
