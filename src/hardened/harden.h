@@ -10,9 +10,10 @@
  *             of a block that carries it is a double free (false positive chance 2^-64)
  *   INVALID   invalid-free detection: the pointer must be a carved block start of an active slab, or
  *             a large block's start; anything else (interior, stack, wild, foreign) is reported
- *   UAF       writes after free: words 2..3 of a freed block are filled with a pattern, checked (with
- *             the canary) when the block is handed out again; writes to words 0..1 break the
- *             link or the marker and are caught by VALIDATE
+ *   UAF       writes after free: words 2..3 of a freed block (the whole block in debug builds) are
+ *             filled with a pattern, checked (with the canary) when the block is handed out again;
+ *             writes to words 0..1 break the link or the marker and are caught by VALIDATE.
+ *             Large blocks kept in the BigCache are mprotect'ed PROT_NONE: a write faults.
  *   CANARY    the last 8 bytes of each slab block hold a canary (first byte zero), written at
  *             malloc and checked at free: an overflow into the next block is caught
  */
@@ -44,9 +45,14 @@ _Static_assert(!HK_HARDEN(HK_H_UAF) || HK_HARDEN(HK_H_DFREE), "the UAF fill star
 
 /* Bytes reserved at the end of each slab block for the canary. */
 #define HK_CANARY_BYTES (HK_HARDEN(HK_H_CANARY) ? 8u : 0u)
-/* Words filled after the marker of a freed block and checked at reuse (with the canary, the
- * first 32 and the last 8 bytes of a freed block are watched). */
+/* Words filled after the marker of a freed block and checked at reuse. hardened: 2 (with the canary,
+ * the first 32 and the last 8 bytes of a freed block are watched), a cost measured in make bench;
+ * debug: the whole block. */
+#if HAK_DEBUG
+#define HK_UAF_WORDS 8192u
+#else
 #define HK_UAF_WORDS 2u
+#endif
 #define HK_UAF_PATTERN 0xdfu
 
 extern HK_HIDDEN uintptr_t hk_secret;

@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "hardened/harden.h"
 #include "superslab/os.h"
+#include "large/large.h"
 #include "tiny/sizeclass.h"
 
 HK_HIDDEN uintptr_t hk_secret;
@@ -52,7 +53,10 @@ void hk_report(hk_fault_t fault, const void *ptr, int cls) {
         n += hk_strlcpy(line + n, num, sizeof line - n);
         n += hk_strlcpy(line + n, " B)", sizeof line - n);
     } else {
-        n += hk_strlcpy(line + n, ", class large", sizeof line - n);
+        /* No slab class: say "large" when the pointer is (or was, or lies inside) a large block. */
+        int large = fault == HK_FAULT_LARGE_DOUBLE_FREE || hk_large_usable(ptr) || hk_large_was_freed(ptr) ||
+                    hk_large_is_interior(ptr);
+        n += hk_strlcpy(line + n, large ? ", class large" : ", class none", sizeof line - n);
     }
     n += hk_strlcpy(line + n, ", thread ", sizeof line - n);
     hk_fmt_u64(num, (uint64_t)syscall(SYS_gettid));

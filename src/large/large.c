@@ -11,13 +11,16 @@ HK_HIDDEN hk_large_counters_t hk_large_counters;
 #define HK_LCNT(f, v) atomic_fetch_add_explicit(&hk_large_counters.f, (v), memory_order_relaxed)
 
 typedef struct hk_large_entry {
-    uintptr_t ptr;  /* user pointer; 0 = empty, 1 = tombstone */
+    uintptr_t ptr;  /* user pointer (page-aligned); 0 = empty; a tombstone keeps the freed pointer | 1 */
     uintptr_t base; /* mapping start */
     size_t map_size;
 } hk_large_entry_t;
 
 #define HK_EMPTY 0u
-#define HK_TOMB 1u
+/* A removed entry stays as a tombstone holding ptr | 1 until the slot is reused, so a second free of
+ * the same pointer is recognised as a double free, not as a foreign pointer. */
+#define HK_TOMB_BIT 1u
+static int hk_live(uintptr_t v) { return v != HK_EMPTY && !(v & HK_TOMB_BIT); }
 
 static hk_lock_t hk_large_lock = HK_LOCK_INIT;
 static hk_large_entry_t *hk_tab;   /* open addressing, linear probing, mmap'd */
@@ -41,7 +44,7 @@ static int hk_tab_grow_locked(void) {
     hk_large_entry_t *nt = hk_os_map(ncap * sizeof *nt);
     if (nt == NULL) return -1;
     for (size_t i = 0; i < hk_tab_cap; i++) {
-        if (hk_tab[i].ptr <= HK_TOMB) continue;
+        if (!hk_live(hk_tab[i].ptr)) continue;
         size_t j = hk_hash(hk_tab[i].ptr, ncap);
         while (nt[j].ptr != HK_EMPTY) j = (j + 1) & (ncap - 1);
         nt[j] = hk_tab[i];
@@ -65,7 +68,7 @@ static hk_large_entry_t *hk_tab_find_locked(uintptr_t p) {
 static int hk_tab_insert_locked(uintptr_t p, uintptr_t base, size_t map_size) {
     if ((hk_tab_used + 1) * 2 > hk_tab_cap && hk_tab_grow_locked() != 0) return -1;
     size_t j = hk_hash(p, hk_tab_cap);
-    while (hk_tab[j].ptr > HK_TOMB) j = (j + 1) & (hk_tab_cap - 1);
+    while (hk_live(hk_tab[j].ptr)) j = (j + 1) & (hk_tab_cap - 1);
     if (hk_tab[j].ptr == HK_EMPTY) hk_tab_used++;
     hk_tab[j] = (hk_large_entry_t){p, base, map_size};
     hk_tab_live++;
@@ -73,7 +76,7 @@ static int hk_tab_insert_locked(uintptr_t p, uintptr_t base, size_t map_size) {
 }
 
 static void hk_tab_remove_locked(hk_large_entry_t *e) {
-    e->ptr = HK_TOMB;
+    e->ptr |= HK_TOMB_BIT;
     hk_tab_live--;
 }
 
@@ -100,6 +103,7 @@ static void *hk_bigcache_take(size_t need) {
     hk_unlock(&hk_large_lock);
     if (best < 0) return NULL;
     char *base = (char *)e.base;
+    if (HAK_HARDENED) hk_os_protect(base, e.map_size, 1); /* cached blocks are inaccessible */
     if (e.map_size > need) {
         hk_os_unmap(base + need, e.map_size - need);
     } else if (e.map_size < need) {
@@ -168,6 +172,13 @@ int hk_large_free(void *ptr) {
     if (e == NULL) { hk_unlock(&hk_large_lock); return 0; }
     hk_large_entry_t copy = *e;
     hk_tab_remove_locked(e);
+    if (HAK_HARDENED && copy.base == copy.ptr && HK_KNOB(bigcache_entries) > 0) {
+        /* Hardened: a block offered to the BigCache is made inaccessible first (before another
+         * thread can take it), so a write after free faults instead of landing in a reused block. */
+        hk_unlock(&hk_large_lock);
+        hk_os_protect((void *)copy.base, copy.map_size, 0);
+        hk_lock(&hk_large_lock);
+    }
     hk_recent[hk_recent_pos++ % HK_RECENT] = p;
     if (copy.base == copy.ptr) cached = hk_bigcache_put_locked(copy.base, copy.map_size, evict, &nevict);
     hk_unlock(&hk_large_lock);
@@ -204,6 +215,11 @@ void *hk_large_realloc(void *ptr, size_t size) {
     if (q == NULL) rc = hk_tab_insert_locked(copy.ptr, copy.base, copy.map_size);
     else rc = hk_tab_insert_locked((uintptr_t)q, (uintptr_t)q, need);
     hk_unlock(&hk_large_lock);
+    if (q != NULL && q != ptr) {
+        hk_lock(&hk_large_lock);
+        hk_recent[hk_recent_pos++ % HK_RECENT] = copy.ptr; /* the old pointer is now a freed one */
+        hk_unlock(&hk_large_lock);
+    }
     if (q != NULL && need >= HK_SS_SIZE && copy.map_size < HK_SS_SIZE) hk_os_advise_thp(q, need, HK_KNOB(thp));
     if (rc != 0) { /* cannot happen unless the table cannot grow; the block stays valid */ }
     if (q == NULL) errno = ENOMEM;
@@ -217,6 +233,12 @@ int hk_large_was_freed(const void *ptr) {
         if (hk_recent[i] == (uintptr_t)ptr) r = 1;
     for (int i = 0; i < hk_bigcache_n; i++)
         if (hk_bigcache[i].ptr == (uintptr_t)ptr) r = 1;
+    if (!r && hk_tab_cap && ((uintptr_t)ptr & (HK_PAGE - 1)) == 0) {
+        uintptr_t tomb = (uintptr_t)ptr | HK_TOMB_BIT;
+        for (size_t j = hk_hash((uintptr_t)ptr, hk_tab_cap), n = 0; n < hk_tab_cap && hk_tab[j].ptr != HK_EMPTY;
+             j = (j + 1) & (hk_tab_cap - 1), n++)
+            if (hk_tab[j].ptr == tomb) { r = 1; break; }
+    }
     hk_unlock(&hk_large_lock);
     return r;
 }
@@ -226,7 +248,7 @@ int hk_large_is_interior(const void *ptr) {
     int r = 0;
     hk_lock(&hk_large_lock);
     for (size_t i = 0; i < hk_tab_cap && !r; i++)
-        if (hk_tab[i].ptr > HK_TOMB && p > hk_tab[i].ptr && p < hk_tab[i].base + hk_tab[i].map_size) r = 1;
+        if (hk_live(hk_tab[i].ptr) && p > hk_tab[i].ptr && p < hk_tab[i].base + hk_tab[i].map_size) r = 1;
     hk_unlock(&hk_large_lock);
     return r;
 }

@@ -58,6 +58,10 @@ void *hk_os_remap(void *p, size_t old_size, size_t new_size, int may_move) {
     return q;
 }
 
+void hk_os_protect(void *p, size_t size, int rw) {
+    (void)mprotect(p, size, rw ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
 void hk_os_advise_thp(void *p, size_t size, int on) {
     if (on < 0) return;
 #if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)

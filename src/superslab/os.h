@@ -22,6 +22,8 @@ HK_HIDDEN void hk_os_unmap(void *p, size_t size);
 HK_HIDDEN void hk_os_decommit(void *p, size_t size, hk_decommit_t how);
 /* mremap; NULL on failure. may_move = 0 grows or shrinks in place only. */
 HK_HIDDEN void *hk_os_remap(void *p, size_t old_size, size_t new_size, int may_move);
+/* Access to a range: rw = 1 read-write, 0 none (a write then faults). */
+HK_HIDDEN void hk_os_protect(void *p, size_t size, int rw);
 /* THP advice: 1 = huge pages, 0 = none, -1 = leave the system default. */
 HK_HIDDEN void hk_os_advise_thp(void *p, size_t size, int on);
 /* Writes a whole buffer to a file descriptor, retrying short writes (async-signal-safe). */

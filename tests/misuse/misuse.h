@@ -84,6 +84,17 @@ static inline int mu_page_mapped(const void *p) {
     return msync((void *)pg, 4096, MS_ASYNC) == 0;
 }
 
+/* Whether the page can be read (a PROT_NONE page cannot: write(2) into a pipe copies from it and
+ * fails with EFAULT; /dev/null would not read the buffer at all). */
+static inline int mu_page_accessible(const void *p) {
+    int fds[2];
+    if (pipe(fds) != 0) return 1;
+    ssize_t w = write(fds[1], p, 1);
+    close(fds[0]);
+    close(fds[1]);
+    return w == 1;
+}
+
 static inline __attribute__((noreturn)) void mu_unmapped(void) { _exit(MU_EXIT_UNMAPPED); }
 
 /* Tells the runner which pointer the report must name (no allocation, no stdio). */

@@ -88,7 +88,7 @@ static void waf_large(int argc, char **argv) {
     memset(p, 0x5c, 4096);
     mu_note_ptr(p);
     MU_FREE(p);
-    if (!mu_page_mapped(p + 100)) mu_unmapped();
+    if (!mu_page_mapped(p + 100) || !mu_page_accessible(p + 100)) mu_unmapped(); /* the write would fault */
     ((unsigned char *)mu_launder(p))[100] = 0x41;
     for (int i = 0; i < 64; i++) {
         void *q = MU_MALLOC(size);
