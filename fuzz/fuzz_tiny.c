@@ -1,0 +1,41 @@
+/* fuzz_tiny: tiny classes only (requests served by C0..C7), one thread, every mode.
+ *
+ * Input: byte 0 picks the mode (HAKMEM_MODE, byte % 8, unless FUZZ_MODE forces one); the rest is an op
+ * program in the fuzz byte form (docs/op-program.md). The program is shaped to the tiny classes:
+ * requests above the largest tiny request are folded into range, alignments to at most 1 KiB,
+ * valloc/pvalloc become malloc; SET and THREAD ops are dropped (the mode is fixed for the input; one
+ * thread). Impossible requests (>= 2^60, overflowing calloc) are kept: they test the failure paths.
+ *
+ * Checks, after every op: the glibc oracle (success/failure, errno), the shadow heap (overlap,
+ * alignment, usable size, contents of the touched block and its address neighbours), the TLS-SLL
+ * checker (hak_debug_check_thread); at CHECK ops and at the end: a full content sweep and the heap
+ * walker (hak_debug_check_heap: used + local + uncarved == capacity for every slab).
+ */
+#include "fz.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fz_init("fuzz_tiny");
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static hk_prog_t prog;
+    static hk_verify_failure_t fail;
+    fz_init("fuzz_tiny");
+    if (size == 0)
+        return 0;
+    unsigned mode = fz_pick_mode(data[0]);
+    if (hk_prog_from_fuzz(&prog, data + 1, size - 1) != 0)
+        return 0; /* out of memory decoding: not the allocator's fault */
+    fz_shape_tiny(&prog);
+    if (fz_prog_prepend_mode(&prog, mode) != 0)
+        return 0;
+    fz_maybe_print(&prog);
+    if (hk_verify_run_prog(&prog, fz_opts(), &fail))
+        fz_crash(&fail, &prog, NULL);
+    return 0;
+}
