@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -39,7 +40,7 @@ static uint32_t hk_trace_ring_cap;           /* 0 = full mode */
 static int hk_trace_fd = -1;                 /* full mode: the trace file */
 static char hk_trace_path[HK_TRACE_PATH_MAX];
 static char hk_trace_crash_path[HK_TRACE_PATH_MAX + 8];
-static _Atomic int hk_trace_dumped;          /* the crash dump ran (once per process) */
+static _Atomic int hk_trace_dumped;          /* crash dump: 0 not yet, 1 being written, 2 written */
 static _Atomic int hk_trace_closed;          /* full mode: the end chunk was written */
 static const int hk_trace_sigs[] = {SIGSEGV, SIGBUS, SIGABRT};
 #define HK_TRACE_NSIGS 3
@@ -101,7 +102,12 @@ static size_t hk_trace_build_header(uint8_t *buf, size_t len, int crash) {
     size_t room = len - 40 - 16, t = 0;
     t += hk_strlcpy(text + t, "variant=" HAK_VARIANT_NAME "\nmode=", room - t);
     t += hk_strlcpy(text + t, hk_mode_name(), room - t);
-    t += hk_strlcpy(text + t, "\n", room - t);
+    t += hk_strlcpy(text + t, "\nopts=", room - t);
+    /* option names in index order: SET records name options by index */
+    for (int i = 0; i < HK_OPT_COUNT; i++) {
+        t += hk_strlcpy(text + t, hk_opt_table[i].name, room - t);
+        t += hk_strlcpy(text + t, i + 1 < HK_OPT_COUNT ? "," : "\n", room - t);
+    }
     for (int i = 0; i < HK_OPT_COUNT; i++) {
         if (hk_config_source((hk_opt_id_t)i) == HK_SRC_DEFAULT) continue;
         char val[HK_TRACE_PATH_MAX];
@@ -367,9 +373,18 @@ static int hk_trace_sig_index(int sig) {
     return -1;
 }
 
+/* One dump per process. A second thread that crashes meanwhile waits (up to 5 s) for the first to
+ * finish, since re-raising its signal would end the process in the middle of the dump. */
 static void hk_trace_crash(int sig, int from_report) {
-    if (atomic_exchange(&hk_trace_dumped, 1) != 0) return;
+    int prev = atomic_exchange(&hk_trace_dumped, 1);
+    if (prev != 0) {
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < 5000 && atomic_load(&hk_trace_dumped) == 1; i++) nanosleep(&ms, NULL);
+        atomic_store(&hk_trace_dumped, 2);
+        return;
+    }
     (void)hk_trace_dump(hk_trace_ring_cap ? hk_trace_crash_path : NULL, sig, from_report);
+    atomic_store(&hk_trace_dumped, 2);
 }
 
 /* Writes the trace, puts the original disposition back and raises the signal again: it is delivered
