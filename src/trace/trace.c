@@ -158,6 +158,41 @@ static void hk_trace_write_span(int fd, hk_trace_thr_t *t, uint32_t from, uint32
     hk_os_write_all(fd, (const char *)hdr, (size_t)(to - from + 1) * HK_TRACE_REC_SIZE);
 }
 
+/* Writes records [from, to) of another thread's buffer (or of a ring) as chunks of at most
+ * HK_TRACE_COPY records, each copied first: the owner may be completing or overwriting records while we
+ * read, and a chunk's checksum must match the bytes written. `first` is the stream index of rec[from].
+ * With ring set, `first` counts in the owner's total and records the owner overwrote while we copied
+ * (index < published - cap) are dropped. Header and records go out in one write() (O_APPEND keeps it
+ * whole next to other writers). */
+#define HK_TRACE_COPY 64u
+static void hk_trace_copy_span(int fd, hk_trace_thr_t *t, uint32_t from, uint32_t to, uint64_t first, unsigned flags, int ring) {
+    struct { uint8_t hdr[HK_TRACE_REC_SIZE]; hk_trec_t rec[HK_TRACE_COPY]; } buf;
+    while (from < to) {
+        uint32_t k = HK_MIN(to - from, HK_TRACE_COPY);
+        memcpy(buf.rec, &t->rec[from], (size_t)k * HK_TRACE_REC_SIZE);
+        uint32_t skip = 0;
+        if (ring) {
+            uint64_t pub = atomic_load_explicit(&t->published, memory_order_acquire);
+            uint64_t oldest = pub > t->cap ? pub - t->cap : 0;
+            if (first < oldest) skip = (uint32_t)HK_MIN((uint64_t)k, oldest - first);
+        }
+        if (k > skip) {
+            uint8_t *hdr = (uint8_t *)&buf.rec[skip] - HK_TRACE_REC_SIZE;
+            memcpy(hdr, "HKCK", 4);
+            hk_put16(hdr + 4, (uint16_t)t->slot);
+            hk_put16(hdr + 6, (uint16_t)flags);
+            hk_put32(hdr + 8, k - skip);
+            hk_put32(hdr + 12, t->tid);
+            hk_put64(hdr + 16, first + skip);
+            uint64_t sum = hk_trace_sum64(HK_TRACE_SEED, hdr, 24);
+            hk_put64(hdr + 24, hk_trace_sum64(sum, &buf.rec[skip], (size_t)(k - skip) * HK_TRACE_REC_SIZE));
+            hk_os_write_all(fd, (const char *)hdr, (size_t)(k - skip + 1) * HK_TRACE_REC_SIZE);
+        }
+        from += k;
+        first += k;
+    }
+}
+
 static void hk_trace_small_chunk(int fd, const char magic[4], const uint8_t body[20]) {
     uint8_t c[32];
     memcpy(c, magic, 4);
@@ -250,8 +285,10 @@ static void hk_trace_flush_other(int fd, hk_trace_thr_t *t, unsigned flags, int 
     if (pub >= t->base) {
         uint64_t n = pub - t->base;
         if (n > t->cap) n = t->cap;
-        hk_trace_write_span(fd, t, t->written, (uint32_t)n, flags);
-        if (n > t->written) t->written = (uint32_t)n;
+        if (n > t->written) {
+            hk_trace_copy_span(fd, t, t->written, (uint32_t)n, t->base + t->written, flags, 0);
+            t->written = (uint32_t)n;
+        }
     }
     hk_unlock32(&t->lock);
 }
@@ -274,25 +311,9 @@ static void hk_trace_write_ring(int fd, hk_trace_thr_t *t, unsigned flags) {
     if (n == 0) return;
     uint64_t first = pub - n;
     uint32_t start = (uint32_t)(first % t->cap);
-    uint32_t spans[2][2] = {{start, (uint32_t)HK_MIN((uint64_t)t->cap, start + n)}, {0, 0}};
-    if (start + n > t->cap) spans[1][1] = (uint32_t)(start + n - t->cap);
-    for (int k = 0; k < 2; k++) {
-        uint32_t a = spans[k][0], b = spans[k][1];
-        if (b <= a) continue;
-        uint8_t hdr[64];
-        memcpy(hdr, "HKCK", 4);
-        hk_put16(hdr + 4, (uint16_t)t->slot);
-        hk_put16(hdr + 6, (uint16_t)(flags | 1u));
-        hk_put32(hdr + 8, b - a);
-        hk_put32(hdr + 12, t->tid);
-        hk_put64(hdr + 16, first);
-        uint64_t s = hk_trace_sum64(HK_TRACE_SEED, hdr, 24);
-        s = hk_trace_sum64(s, &t->rec[a], (size_t)(b - a) * HK_TRACE_REC_SIZE);
-        hk_put64(hdr + 24, s);
-        hk_os_write_all(fd, (const char *)hdr, 32);
-        hk_os_write_all(fd, (const char *)&t->rec[a], (size_t)(b - a) * HK_TRACE_REC_SIZE);
-        first += b - a;
-    }
+    uint32_t end1 = (uint32_t)HK_MIN((uint64_t)t->cap, start + n);
+    hk_trace_copy_span(fd, t, start, end1, first, flags | 1u, 1);
+    if (start + n > t->cap) hk_trace_copy_span(fd, t, 0, (uint32_t)(start + n - t->cap), first + (end1 - start), flags | 1u, 1);
 }
 
 static void hk_trace_crash_chunk(int fd, int sig, int from_report) {
@@ -343,19 +364,7 @@ int hk_trace_dump(const char *path, int sig, int from_report) {
             /* full mode, explicit dump: what the buffer holds now */
             uint64_t pub = atomic_load_explicit(&t->published, memory_order_acquire);
             uint64_t n = pub >= t->base ? HK_MIN(pub - t->base, (uint64_t)t->cap) : 0;
-            if (n) {
-                uint8_t c[32];
-                memcpy(c, "HKCK", 4);
-                hk_put16(c + 4, (uint16_t)t->slot);
-                hk_put16(c + 6, (uint16_t)(t == me ? 4u : 0u));
-                hk_put32(c + 8, (uint32_t)n);
-                hk_put32(c + 12, t->tid);
-                hk_put64(c + 16, t->base);
-                uint64_t s = hk_trace_sum64(HK_TRACE_SEED, c, 24);
-                hk_put64(c + 24, hk_trace_sum64(s, t->rec, (size_t)n * HK_TRACE_REC_SIZE));
-                hk_os_write_all(fd, (const char *)c, 32);
-                hk_os_write_all(fd, (const char *)t->rec, (size_t)n * HK_TRACE_REC_SIZE);
-            }
+            if (n) hk_trace_copy_span(fd, t, 0, (uint32_t)n, t->base, t == me ? 4u : 0u, 0);
         }
         total += atomic_load(&t->published);
     }

@@ -5,6 +5,8 @@
  * tests' mutant (a refill that hands blocks out twice) it crashes inside the allocator.
  *
  *   crash4 [rounds]   (default 2000 bursts per thread; seeded PRNG per thread)
+ * The tests run it with HAKMEM_TINY_CAP_PCT=1 (caches of 2-3 blocks): the flush/refill cycle that the
+ * mutant breaks then comes every few ops, so the minimized reproducer is short.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -28,6 +30,7 @@ typedef struct queue {
 } queue_t;
 
 static queue_t q[NT];
+static pthread_barrier_t start; /* the four threads run together from their first op */
 static unsigned long rounds = 2000;
 
 static uint64_t next(uint64_t *s)
@@ -43,6 +46,7 @@ static void *worker(void *arg)
     unsigned me = (unsigned)(uintptr_t)arg;
     uint64_t s = 0x1234 + me;
     void *burst[BURST];
+    pthread_barrier_wait(&start);
     for (unsigned long r = 0; r < rounds; r++) {
         /* a burst of one size class, more blocks than the thread cache keeps: freeing them flushes the
          * cache back to the slabs, and the next burst refills from the slabs' free lists */
@@ -86,6 +90,7 @@ int main(int argc, char **argv)
     pthread_t th[NT];
     for (unsigned t = 0; t < NT; t++)
         pthread_mutex_init(&q[t].lock, NULL);
+    pthread_barrier_init(&start, NULL, NT);
     for (unsigned t = 0; t < NT; t++)
         if (pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)t) != 0) {
             perror("pthread_create");

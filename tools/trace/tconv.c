@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- replay programs -------------------------------------------------------------------------- */
 void hk_rprog_init(hk_rprog_t *rp)
@@ -437,6 +438,68 @@ static int ready(conv_t *c, xev_t *xs, const tev_t *e, uint32_t t)
     return 1;
 }
 
+/* Options the recorded process ran with (header lines HAKMEM_X=value, every option not at its default)
+ * become SETs at the start, so the replay runs with them. Options read only at start-up or that only
+ * change diagnostics are left out. */
+static int header_sets(hk_rprog_t *rp, const hk_trace_file_t *tf)
+{
+    static const char *const skip[] = {"HAKMEM_TRACE", "HAKMEM_TRACE_RING", "HAKMEM_STRICT", "HAKMEM_DEBUG_LEVEL",
+                                       "HAKMEM_STATS_ENABLE", "HAKMEM_SS_OS_STATS", "HAKMEM_SUPERSLAB_PREWARM"};
+    for (const char *l = tf->text; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t ll = e ? (size_t)(e - l) : strlen(l);
+        const char *eq = memchr(l, '=', ll);
+        if (ll > 7 && !strncmp(l, "HAKMEM_", 7) && eq) {
+            char name[64], value[64];
+            snprintf(name, sizeof name, "%.*s", (int)(eq - l), l);
+            snprintf(value, sizeof value, "%.*s", (int)(ll - (size_t)(eq - l) - 1), eq + 1);
+            int skipped = 0;
+            for (size_t k = 0; k < sizeof skip / sizeof skip[0]; k++)
+                skipped |= !strcmp(name, skip[k]);
+            int knob = -1;
+            for (unsigned k = 0; k < hk_op_knob_count && !skipped; k++)
+                if (!strcmp(hk_op_knobs[k].option, name))
+                    knob = (int)k;
+            uint64_t v = 0;
+            int have_v = 0;
+            if (knob >= 0) {
+                const char *ch = hk_op_knobs[knob].choices;
+                if (ch) { /* enum: the choice's index */
+                    uint64_t idx = 0;
+                    for (const char *c = ch; *c; idx++) {
+                        size_t cl = strcspn(c, "|");
+                        if (cl == strlen(value) && !strncasecmp(c, value, cl)) {
+                            v = idx;
+                            have_v = 1;
+                            break;
+                        }
+                        c += cl + (c[cl] == '|');
+                    }
+                } else {
+                    char *end;
+                    v = strtoull(value, &end, 10);
+                    have_v = *value && *end == 0;
+                }
+            }
+            if (!skipped && knob >= 0 && have_v) {
+                if (emit(rp, HK_OP_SET, (uint32_t)knob, v, 0, 0, HK_TR_PATH_NONE, 0) != 0)
+                    return -1;
+            } else if (!skipped && strcmp(value, "(none)") != 0) {
+                hk_rawset_t *nr = realloc(rp->raw, (rp->nraw + 1) * sizeof *nr);
+                if (!nr)
+                    return -1;
+                rp->raw = nr;
+                snprintf(nr[rp->nraw].name, sizeof nr[rp->nraw].name, "%s", name);
+                snprintf(nr[rp->nraw].value, sizeof nr[rp->nraw].value, "%s", value);
+                if (emit(rp, HK_OP_SET, (uint32_t)rp->nraw++, 0, 0, 0, HK_TR_PATH_NONE, HK_RM_RAWSET) != 0)
+                    return -1;
+            }
+        }
+        l = e ? e + 1 : l + ll;
+    }
+    return 0;
+}
+
 int hk_rprog_from_trace(hk_rprog_t *rp, const hk_trace_file_t *tf, char *err, size_t errlen)
 {
     hk_rprog_init(rp);
@@ -612,19 +675,31 @@ int hk_rprog_from_trace(hk_rprog_t *rp, const hk_trace_file_t *tf, char *err, si
             xs[e->xout].done = 1;
         cur[pick]++;
     }
-    /* 4. re-created allocations first, then the merged ops */
+    /* 4. the recorded process's options, then re-created allocations, then the merged ops */
     {
         hk_rprog_t out;
         hk_rprog_init(&out);
+        if (header_sets(&out, tf) != 0)
+            goto oom;
         for (size_t i = 0; i < c.synth.prog.n; i++)
             if (hk_rprog_push(&out, c.synth.prog.ops[i], c.synth.meta[i]) != 0)
                 goto oom;
         for (size_t i = 0; i < rp->prog.n; i++)
             if (hk_rprog_push(&out, rp->prog.ops[i], rp->meta[i]) != 0)
                 goto oom;
-        out.raw = rp->raw;
-        out.nraw = rp->nraw;
-        rp->raw = NULL;
+        /* the merged ops' raw SETs index rp->raw: append it after the header's */
+        if (rp->nraw) {
+            size_t base = out.nraw;
+            hk_rawset_t *nr = realloc(out.raw, (out.nraw + rp->nraw) * sizeof *nr);
+            if (!nr)
+                goto oom;
+            memcpy(nr + base, rp->raw, rp->nraw * sizeof *nr);
+            out.raw = nr;
+            out.nraw += rp->nraw;
+            for (size_t i = out.prog.n - rp->prog.n; i < out.prog.n; i++)
+                if (out.meta[i].flags & HK_RM_RAWSET)
+                    out.prog.ops[i].id += (uint32_t)base;
+        }
         out.synthesized = rp->synthesized;
         out.misuse = rp->misuse;
         out.repaired = rp->repaired;

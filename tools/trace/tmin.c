@@ -181,6 +181,42 @@ static int phase_threads(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep)
     return r;
 }
 
+/* Drops the longest prefix of ops (SETs stay: they set the configuration) that keeps the failure: a
+ * crash usually depends on recent history only, and ddmin alone can stop in a local minimum that keeps
+ * old blocks around just to fill slabs. Binary search on the cut point (not guaranteed monotonic:
+ * a cut is kept only when it was tested). */
+static int phase_prefix(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep)
+{
+    size_t n = rp->prog.n;
+    uint8_t *trial = malloc(n ? n : 1);
+    if (!trial)
+        return -1;
+    size_t cut = 0, step = n / 2;
+    int removed = 0;
+    while (step >= 1 && !over_budget(m)) {
+        if (cut + step < n) {
+            memcpy(trial, keep, n);
+            int any = 0;
+            for (size_t i = 0; i < cut + step; i++)
+                if (trial[i] && rp->prog.ops[i].kind != HK_OP_SET && rp->prog.ops[i].kind != HK_OP_THREAD) {
+                    trial[i] = 0;
+                    any = 1;
+                }
+            if (any && still_fails(m, rp, trial)) {
+                memcpy(keep, trial, n);
+                cut += step;
+                removed = 1;
+                if (m->o->verbose)
+                    fprintf(stderr, "minimize: dropped the first %zu ops (test %zu)\n", cut, m->tests);
+                continue;
+            }
+        }
+        step /= 2;
+    }
+    free(trial);
+    return removed;
+}
+
 int hk_minimize(hk_rprog_t *rp, const hk_min_opts_t *o, char *sig, size_t siglen, size_t *tests)
 {
     mctx_t m;
@@ -206,12 +242,13 @@ int hk_minimize(hk_rprog_t *rp, const hk_min_opts_t *o, char *sig, size_t siglen
         return -1;
     memset(keep, 1, rp->prog.n);
     for (int round = 0; round < 8 && !over_budget(&m); round++) {
+        int p = phase_prefix(&m, rp, keep);
         int a = phase_lifecycles(&m, rp, keep);
         int b = phase_ops(&m, rp, keep);
         int c = phase_threads(&m, rp, keep);
-        if (a < 0 || b < 0 || c < 0)
+        if (p < 0 || a < 0 || b < 0 || c < 0)
             break;
-        if (!a && !b && !c)
+        if (!p && !a && !b && !c)
             break;
     }
     hk_rprog_t out;

@@ -14,7 +14,8 @@ typedef struct hk_min_opts {
     int verbose;
 } hk_min_opts_t;
 
-/* Delta debugging that keeps the failure signature: removes whole block lifecycles (every op on one
+/* Delta debugging that keeps the failure signature: drops the longest prefix of old history that it can,
+ * then removes whole block lifecycles (every op on one
  * block, from its allocation to its release: its sync edges go with it), then single ops, then whole
  * threads, until no single removal keeps the failure. rp is replaced by the result. Returns 0, or -1
  * (the original does not fail, or a run could not be forked). sig receives the kept signature. */
