@@ -359,7 +359,7 @@ static void *background_allocator(void *arg) {
  * freeable, and the allocator must serve this thread (all sizes) without deadlocking on a lock that a
  * vanished thread held at fork time. Returns the exit status: 0 = fine. */
 static int fork_child(void **inherited, size_t n) {
-    alarm(20); /* a deadlock becomes SIGALRM, reported by the parent, not a hung test */
+    alarm(60); /* a deadlock becomes SIGALRM, reported by the parent, not a hung test */
     for (size_t i = 0; i < n; i++) {
         if (block_check(inherited[i]) != 0) return 3;
         hak_free(inherited[i]);
