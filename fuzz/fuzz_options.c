@@ -11,7 +11,7 @@
  * the parser is generated from) says the answer must be — a model written from the documented grammar:
  * names with or without a HAKMEM_ prefix, any case; BOOL 1/true/yes/on 0/false/no/off; INT decimal with
  * an optional '-' and K/M/G[B] suffix (x1024^n), at most INT64_MAX, within [min, max]; ENUM one of the
- * choices, any case; STR (TINY_TLS_CLASS_OVERRIDE) shorter than 256 bytes and "C<cls>:<cap>[:<batch>]"
+ * choices, any case; STR shorter than 256 bytes, and for TINY_TLS_CLASS_OVERRIDE "C<cls>:<cap>[:<batch>]"
  * items (cls < 32 in at most 3 digits, cap <= 65536 and batch 1..65536 in at most 6 digits) separated by
  * ',' — and checks that
  *   - set returns 0, or -1 with errno EINVAL, exactly as the model says (never crashes, never another
@@ -204,7 +204,8 @@ static int model_set(const char *name, const char *value, long long *v)
         break;
     }
     case FO_STR:
-        if (model_override(value) != 0)
+        /* the class-override list has a syntax; the other strings (a trace path) only a length limit */
+        if (strcmp(o->name, "TINY_TLS_CLASS_OVERRIDE") == 0 ? model_override(value) != 0 : strlen(value) >= 256)
             return -1;
         *v = 0;
         return 0;
