@@ -21,6 +21,7 @@
 
 #define NT 4
 #define BURST 400
+#define WARM 100
 #define QCAP 1024
 
 typedef struct queue {
@@ -46,7 +47,20 @@ static void *worker(void *arg)
     unsigned me = (unsigned)(uintptr_t)arg;
     uint64_t s = 0x1234 + me;
     void *burst[BURST];
+    /* warm-up: every thread holds some blocks before any churn (and the trace shows all four) */
+    void *warm[WARM];
+    for (unsigned i = 0; i < WARM; i++) {
+        size_t n = 24 + (size_t)(next(&s) % 1000);
+        warm[i] = hak_malloc(n);
+        if (warm[i])
+            memset(warm[i], 0x33, n);
+    }
     pthread_barrier_wait(&start);
+    queue_t *nq = &q[(me + 1) % NT]; /* the warm blocks are the next thread's to free */
+    pthread_mutex_lock(&nq->lock);
+    for (unsigned i = 0; i < WARM; i++)
+        nq->item[nq->n++] = warm[i];
+    pthread_mutex_unlock(&nq->lock);
     for (unsigned long r = 0; r < rounds; r++) {
         /* a burst of one size class, more blocks than the thread cache keeps: freeing them flushes the
          * cache back to the slabs, and the next burst refills from the slabs' free lists */

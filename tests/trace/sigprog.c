@@ -2,8 +2,9 @@
  *
  *   sigprog segv      writes through a wild pointer (SIGSEGV in the program, not in the allocator)
  *   sigprog abort     abort()
- *   sigprog handler   installs its own SIGSEGV handler first (prints, exits 42): the recorder must give
- *                     the signal back to it after the dump
+ *   sigprog handler   has its own SIGSEGV handler (prints, exits 42), installed by a constructor that runs
+ *                     before the library's start-up: the recorder must give the signal back to it after
+ *                     the dump. (A handler a program installs after start-up replaces the recorder's.)
  *   sigprog exit      exits normally
  */
 #ifndef _GNU_SOURCE
@@ -40,11 +41,17 @@ static void own_handler(int sig)
     _exit(42);
 }
 
+/* Before hakmem's own constructor (default priority), so the recorder finds this handler installed. */
+__attribute__((constructor(101))) static void install_early(void)
+{
+    const char *how = getenv("SIGPROG_HANDLER");
+    if (how && !strcmp(how, "1"))
+        signal(SIGSEGV, own_handler);
+}
+
 int main(int argc, char **argv)
 {
     const char *how = argc > 1 ? argv[1] : "exit";
-    if (!strcmp(how, "handler"))
-        signal(SIGSEGV, own_handler);
     pthread_t t;
     pthread_create(&t, NULL, worker, NULL);
     pthread_join(t, NULL);

@@ -1,6 +1,6 @@
 /* vclock_prog: a deterministic workload under a fake knob controller (src/trace/vclock.h).
  *
- * The controller runs on every 7th slow-path event; from its seeded PRNG it picks a thread-cache scale
+ * The controller runs on every 3rd slow-path event; from its seeded PRNG it picks a thread-cache scale
  * (HAKMEM_TINY_CAP_PCT, 10..400 %) and applies it through hk_ctl_set, so every decision is a recorded
  * SET. The workload (single thread, seeded) then behaves differently with and without the decisions:
  * the caps decide how often the cache refills and flushes. Prints the decisions and the refill count.
@@ -28,7 +28,7 @@ static void fake_decide(hk_vclock_t *vc, void *state)
         decisions++;
 }
 
-static const hk_knob_ctl_t fake = {"fake", 7, fake_decide, NULL};
+static const hk_knob_ctl_t fake = {"fake", 3, fake_decide, NULL};
 
 int main(int argc, char **argv)
 {

@@ -122,6 +122,9 @@ int main(int argc, char **argv)
             o.allow_large = 1;
         } else if (!strcmp(a, "--no-touch")) {
             o.touch = 0;
+        } else if (!strcmp(a, "--variant-name")) {
+            printf("%s\n", hak_variant());
+            return 0;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;

@@ -161,11 +161,34 @@ static int phase_ops(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep)
     if (!unit)
         return -1;
     uint32_t nu = 0;
+    /* SETs are configuration: a removal that keeps the failure without them may only have found another
+     * way to fail (e.g. filling slabs instead of a small cache); phase_sets tries them last. */
     for (size_t i = 0; i < n; i++)
-        unit[i] = (keep[i] && rp->prog.ops[i].kind != HK_OP_THREAD) ? nu++ : UINT32_MAX;
+        unit[i] = (keep[i] && rp->prog.ops[i].kind != HK_OP_THREAD && rp->prog.ops[i].kind != HK_OP_SET) ? nu++ : UINT32_MAX;
     int r = ddmin(m, rp, keep, unit, nu);
     free(unit);
     return r;
+}
+
+static int phase_sets(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep)
+{
+    size_t n = rp->prog.n;
+    uint8_t *trial = malloc(n ? n : 1);
+    if (!trial)
+        return -1;
+    int removed = 0;
+    for (size_t i = 0; i < n && !over_budget(m); i++) {
+        if (!keep[i] || rp->prog.ops[i].kind != HK_OP_SET)
+            continue;
+        memcpy(trial, keep, n);
+        trial[i] = 0;
+        if (still_fails(m, rp, trial)) {
+            keep[i] = 0;
+            removed = 1;
+        }
+    }
+    free(trial);
+    return removed;
 }
 
 static int phase_threads(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep)
@@ -175,7 +198,7 @@ static int phase_threads(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep)
     if (!unit)
         return -1;
     for (size_t i = 0; i < n; i++)
-        unit[i] = keep[i] ? rp->meta[i].thread : UINT32_MAX;
+        unit[i] = (keep[i] && rp->prog.ops[i].kind != HK_OP_SET) ? rp->meta[i].thread : UINT32_MAX;
     int r = ddmin(m, rp, keep, unit, rp->nthreads);
     free(unit);
     return r;
@@ -191,8 +214,25 @@ static int phase_prefix(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep)
     uint8_t *trial = malloc(n ? n : 1);
     if (!trial)
         return -1;
-    size_t cut = 0, step = n / 2;
+    size_t cut = 0, step = n / 128;
     int removed = 0;
+    /* coarse scan from the longest cut down (failure is not monotonic in the cut), then refine */
+    for (int k = 63; k >= 1 && !over_budget(m); k--) {
+        size_t c = n * (size_t)k / 64;
+        memcpy(trial, keep, n);
+        int any = 0;
+        for (size_t i = 0; i < c; i++)
+            if (trial[i] && rp->prog.ops[i].kind != HK_OP_SET && rp->prog.ops[i].kind != HK_OP_THREAD) {
+                trial[i] = 0;
+                any = 1;
+            }
+        if (any && still_fails(m, rp, trial)) {
+            memcpy(keep, trial, n);
+            cut = c;
+            removed = 1;
+            break;
+        }
+    }
     while (step >= 1 && !over_budget(m)) {
         if (cut + step < n) {
             memcpy(trial, keep, n);
@@ -243,6 +283,8 @@ int hk_minimize(hk_rprog_t *rp, const hk_min_opts_t *o, char *sig, size_t siglen
     memset(keep, 1, rp->prog.n);
     for (int round = 0; round < 8 && !over_budget(&m); round++) {
         int p = phase_prefix(&m, rp, keep);
+        if (p >= 0 && phase_threads(&m, rp, keep) > 0) /* cheap, and big when threads only add noise */
+            p = 1;
         int a = phase_lifecycles(&m, rp, keep);
         int b = phase_ops(&m, rp, keep);
         int c = phase_threads(&m, rp, keep);
@@ -251,6 +293,7 @@ int hk_minimize(hk_rprog_t *rp, const hk_min_opts_t *o, char *sig, size_t siglen
         if (!p && !a && !b && !c)
             break;
     }
+    (void)phase_sets(&m, rp, keep);
     hk_rprog_t out;
     if (subset(rp, keep, &out) == 0) {
         hk_rprog_compact(&out);
@@ -309,7 +352,7 @@ int hk_write_c(FILE *f, const hk_rprog_t *rp, const char *origin, const char *si
                "static void drop(unsigned id)\n{\n"
                "    if (!blk[id])\n        return;\n"
                "    check(id);\n    hak_free(blk[id]);\n    blk[id] = NULL;\n}\n\n"
-               "static void *re(unsigned id, size_t n)\n{\n"
+               "__attribute__((unused)) static void *re(unsigned id, size_t n)\n{\n"
                "    check(id);\n    void *p = hak_realloc(blk[id], n);\n"
                "    if (p || n == 0)\n        blk[id] = NULL;\n    return p;\n}\n\n");
     for (uint32_t t = 0; t < T; t++) {
