@@ -345,6 +345,8 @@ static int apply(conv_t *c, const tev_t *e, uint32_t t)
             id = UINT32_MAX; /* realloc of a dead pointer: replayed as realloc(NULL) */
         }
     }
+    if ((e->kind == HK_OP_FREE || e->kind == HK_OP_USABLE) && id == UINT32_MAX)
+        return 0; /* free(NULL) / usable(NULL): nothing to replay */
     switch (e->kind) {
     case HK_OP_FREE:
         if (emit(rp, HK_OP_FREE, id, 0, 0, t, e->path, mflags) != 0)
