@@ -356,6 +356,9 @@ static int cmd_compare(int argc, char **argv)
         fprintf(stderr, "hakmem-trace: %s\n", err);
         return 2;
     }
+    /* threads and ids by first appearance: two recordings number their threads as they happened to start */
+    hk_rprog_compact(&a);
+    hk_rprog_compact(&b);
     size_t i = 0, j = 0, ops = 0, sets_a = 0, sets_b = 0, diffs = 0;
     for (;;) {
         while (i < a.prog.n && ((ign_usable && a.prog.ops[i].kind == HK_OP_USABLE) || (ign_sets && a.prog.ops[i].kind == HK_OP_SET) ||
