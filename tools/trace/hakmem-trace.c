@@ -9,7 +9,8 @@
  *                                          delta debugging that keeps the failure signature
  *   hakmem-trace to-c IN OUT.c             the program as a standalone C reproducer
  *   hakmem-trace compare A B [--ignore-usable] [--ignore-sets]
- *                                          same ops (kind, size, block, thread) and same SETs?
+ *                                          same ops and SETs on each thread (threads matched up to
+ *                                          renumbering)?
  *
  * Replay options (minimize): --order=, --check=, --learning=, --large, --no-touch as hakmem-replay.
  * Exit status: 0 ok, 1 a difference (compare) or nothing to minimize, 2 bad usage or unreadable input.
@@ -336,7 +337,61 @@ static int cmd_to_c(int argc, char **argv)
     return rc ? 2 : 0;
 }
 
-/* Compares two programs op by op: kind, size, arg, block id, thread. */
+/* Compares two programs thread by thread: each thread's ops (kind, size, arg, SET value) in order. The
+ * threads are matched up to renumbering (two recordings number threads as they happened to start), and
+ * block ids are not compared (they follow the merge of the threads, which may differ within an epoch). */
+typedef struct tseq {
+    uint64_t hash;
+    size_t n, sets;
+    uint32_t thread;
+} tseq_t;
+
+static int skip_op(const hk_rprog_t *r, size_t i, int ign_usable, int ign_sets)
+{
+    unsigned k = r->prog.ops[i].kind;
+    return k == HK_OP_THREAD || (ign_usable && k == HK_OP_USABLE) || (ign_sets && k == HK_OP_SET);
+}
+
+static uint64_t op_hash(const hk_rprog_t *r, size_t i)
+{
+    const hk_op_t *op = &r->prog.ops[i];
+    uint64_t h = (uint64_t)op->kind * 0x9e3779b97f4a7c15ull ^ op->size * 0xff51afd7ed558ccdull ^ op->arg;
+    if (op->kind == HK_OP_SET) {
+        const char *v = (r->meta[i].flags & HK_RM_RAWSET) ? r->raw[op->id].value : NULL;
+        h ^= (uint64_t)op->id << 40;
+        for (; v && *v; v++)
+            h = (h ^ (unsigned char)*v) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static tseq_t *thread_seqs(const hk_rprog_t *r, int iu, int is)
+{
+    tseq_t *t = calloc(r->nthreads ? r->nthreads : 1, sizeof *t);
+    if (!t)
+        return NULL;
+    for (uint32_t k = 0; k < r->nthreads; k++)
+        t[k].thread = k, t[k].hash = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < r->prog.n; i++) {
+        if (skip_op(r, i, iu, is))
+            continue;
+        tseq_t *q = &t[r->meta[i].thread];
+        q->hash = (q->hash ^ op_hash(r, i)) * 0x100000001b3ull;
+        q->hash ^= q->hash >> 31;
+        q->n++;
+        q->sets += r->prog.ops[i].kind == HK_OP_SET;
+    }
+    return t;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    const tseq_t *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? -1 : 1;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
 static int cmd_compare(int argc, char **argv)
 {
     if (argc < 2)
@@ -356,45 +411,28 @@ static int cmd_compare(int argc, char **argv)
         fprintf(stderr, "hakmem-trace: %s\n", err);
         return 2;
     }
-    /* threads and ids by first appearance: two recordings number their threads as they happened to start */
-    hk_rprog_compact(&a);
-    hk_rprog_compact(&b);
-    size_t i = 0, j = 0, ops = 0, sets_a = 0, sets_b = 0, diffs = 0;
-    for (;;) {
-        while (i < a.prog.n && ((ign_usable && a.prog.ops[i].kind == HK_OP_USABLE) || (ign_sets && a.prog.ops[i].kind == HK_OP_SET) ||
-                                a.prog.ops[i].kind == HK_OP_THREAD))
-            sets_a += a.prog.ops[i++].kind == HK_OP_SET;
-        while (j < b.prog.n && ((ign_usable && b.prog.ops[j].kind == HK_OP_USABLE) || (ign_sets && b.prog.ops[j].kind == HK_OP_SET) ||
-                                b.prog.ops[j].kind == HK_OP_THREAD))
-            sets_b += b.prog.ops[j++].kind == HK_OP_SET;
-        if (i >= a.prog.n || j >= b.prog.n)
-            break;
-        const hk_op_t *x = &a.prog.ops[i], *y = &b.prog.ops[j];
-        sets_a += x->kind == HK_OP_SET;
-        sets_b += y->kind == HK_OP_SET;
-        int same = x->kind == y->kind && x->size == y->size && x->arg == y->arg && x->id == y->id &&
-                   a.meta[i].thread == b.meta[j].thread;
-        if (x->kind == HK_OP_SET && same && ((a.meta[i].flags ^ b.meta[j].flags) & HK_RM_RAWSET) == 0 && (a.meta[i].flags & HK_RM_RAWSET))
-            same = !strcmp(a.raw[x->id].name, b.raw[y->id].name) && !strcmp(a.raw[x->id].value, b.raw[y->id].value);
-        if (!same) {
-            if (diffs++ < 5) {
-                char l1[160], l2[160];
-                hk_op_format(x, l1, sizeof l1);
-                hk_op_format(y, l2, sizeof l2);
-                printf("op %zu / %zu differ: t%u '%s' vs t%u '%s'\n", i, j, a.meta[i].thread, l1, b.meta[j].thread, l2);
+    tseq_t *ta = thread_seqs(&a, ign_usable, ign_sets), *tb = thread_seqs(&b, ign_usable, ign_sets);
+    size_t na = 0, nb = 0, ops_a = 0, ops_b = 0, sets_a = 0, sets_b = 0;
+    for (uint32_t k = 0; ta && k < a.nthreads; k++)
+        if (ta[k].n)
+            ta[na++] = ta[k], ops_a += ta[k].n, sets_a += ta[k].sets;
+    for (uint32_t k = 0; tb && k < b.nthreads; k++)
+        if (tb[k].n)
+            tb[nb++] = tb[k], ops_b += tb[k].n, sets_b += tb[k].sets;
+    int same = ta && tb && na == nb;
+    if (same) {
+        qsort(ta, na, sizeof *ta, cmp_seq);
+        qsort(tb, nb, sizeof *tb, cmp_seq);
+        for (size_t k = 0; k < na; k++)
+            if (ta[k].n != tb[k].n || ta[k].hash != tb[k].hash) {
+                same = 0;
+                printf("thread %u of %s (%zu ops, %zu SETs) has no match in %s\n", ta[k].thread, argv[0], ta[k].n, ta[k].sets, argv[1]);
             }
-        }
-        ops++;
-        i++, j++;
     }
-    size_t rest_a = 0, rest_b = 0;
-    for (; i < a.prog.n; i++)
-        rest_a += !((ign_usable && a.prog.ops[i].kind == HK_OP_USABLE) || (ign_sets && a.prog.ops[i].kind == HK_OP_SET) || a.prog.ops[i].kind == HK_OP_THREAD);
-    for (; j < b.prog.n; j++)
-        rest_b += !((ign_usable && b.prog.ops[j].kind == HK_OP_USABLE) || (ign_sets && b.prog.ops[j].kind == HK_OP_SET) || b.prog.ops[j].kind == HK_OP_THREAD);
-    int same = diffs == 0 && rest_a == 0 && rest_b == 0;
-    printf("compared %zu ops: %s; SETs: %zu vs %zu%s; left over: %zu vs %zu\n", ops, same ? "same" : "DIFFERENT", sets_a, sets_b,
-           ign_sets ? " (ignored)" : "", rest_a, rest_b);
+    printf("compared %zu vs %zu ops on %zu vs %zu threads: %s; SETs: %zu vs %zu%s\n", ops_a, ops_b, na, nb,
+           same ? "same" : "DIFFERENT", sets_a, sets_b, ign_sets ? " (ignored)" : "");
+    free(ta);
+    free(tb);
     hk_rprog_free(&a);
     hk_rprog_free(&b);
     return same ? 0 : 1;
