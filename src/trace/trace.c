@@ -242,7 +242,7 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
             return NULL;
         }
         t = &hk_trace_pool[i];
-        uint32_t cap = hk_trace_ring_cap ? hk_trace_ring_cap : HK_TRACE_CHUNK_RECS;
+        uint32_t cap = hk_trace_ring_cap ? hk_trace_ring_cap : HK_TRACE_CHUNK_RECS; /* powers of two */
         /* one reserved slot before rec[0] holds a chunk header when the buffer is written */
         hk_trec_t *mem = hk_os_map((size_t)(cap + 1) * HK_TRACE_REC_SIZE);
         if (mem == NULL) {
@@ -252,13 +252,14 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
         }
         t->rec = mem + 1;
         t->cap = cap;
+        t->mask = cap - 1;
         atomic_store(&t->state, HK_TT_LIVE);
     }
     atomic_store_explicit(&t->published, 0, memory_order_relaxed);
     t->head = 0;
-    t->pos = 0;
     t->written = 0;
-    t->base = hk_trace_ring_cap ? UINT64_MAX : 0;
+    t->base = 0;
+    t->limit = hk_trace_ring_cap ? UINT64_MAX : t->cap;
     t->tid = (uint32_t)hk_gettid();
     t->slot = atomic_fetch_add(&hk_trace_next_slot, 1);
     hk_trace_altstack();
@@ -270,9 +271,9 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
 void hk_trace_flush_full(hk_trace_thr_t *t) {
     int saved = errno;
     while (!hk_trylock_spin(&t->lock, 1 << 20)) sched_yield();
-    if (hk_trace_fd >= 0) hk_trace_write_span(hk_trace_fd, t, t->written, t->pos, 0);
-    t->base += t->pos;
-    t->pos = 0;
+    if (hk_trace_fd >= 0) hk_trace_write_span(hk_trace_fd, t, t->written, t->cap, 0);
+    t->base += t->cap;
+    t->limit = t->base + t->cap;
     t->written = 0;
     hk_unlock32(&t->lock);
     errno = saved;
@@ -310,7 +311,7 @@ static void hk_trace_write_ring(int fd, hk_trace_thr_t *t, unsigned flags) {
     uint64_t n = pub < t->cap ? pub : t->cap;
     if (n == 0) return;
     uint64_t first = pub - n;
-    uint32_t start = (uint32_t)(first % t->cap);
+    uint32_t start = (uint32_t)(first & t->mask);
     uint32_t end1 = (uint32_t)HK_MIN((uint64_t)t->cap, start + n);
     hk_trace_copy_span(fd, t, start, end1, first, flags | 1u, 1);
     if (start + n > t->cap) hk_trace_copy_span(fd, t, 0, (uint32_t)(start + n - t->cap), first + (end1 - start), flags | 1u, 1);
@@ -449,7 +450,10 @@ void hk_trace_init(void) {
     long long ring = hk_config_get(HK_OPT_TRACE_RING);
     if (ring <= 0 && (path == NULL || path[0] == 0)) return;
     if (ring > 0) {
-        hk_trace_ring_cap = (uint32_t)ring;
+        /* a power of two (the ring index is a mask): each thread keeps at least the last N records */
+        uint32_t cap = 64;
+        while (cap < (uint64_t)ring) cap <<= 1;
+        hk_trace_ring_cap = cap;
         hk_expand_path(hk_trace_path, sizeof hk_trace_path, (path && path[0]) ? path : "hakmem-%p.trace");
         size_t n = hk_strlcpy(hk_trace_crash_path, hk_trace_path, sizeof hk_trace_crash_path);
         hk_strlcpy(hk_trace_crash_path + n, ".crash", sizeof hk_trace_crash_path - n);
@@ -492,10 +496,10 @@ void hk_trace_fork_child(void) {
         return;
     }
     if (me) {
-        me->pos = 0;
         me->written = 0;
         me->base = 0;
         me->head = 0;
+        me->limit = me->cap;
         atomic_store(&me->published, 0);
     }
     hk_trace_open_full();

@@ -66,11 +66,12 @@ enum { HK_TT_FREE = 0, HK_TT_LIVE = 1, HK_TT_DEAD = 2 };
 
 typedef struct hk_trace_thr {
     _Atomic uint64_t published; /* records appended so far (release: the crash dumper reads up to it) */
-    uint64_t head;              /* owner's count of records appended */
-    hk_trec_t *rec;             /* cap records, mmap'd */
+    uint64_t head;              /* owner's count of records appended; the next goes to rec[head & mask] */
+    uint64_t limit;             /* full mode: base + cap, where the buffer must be written; ring: never */
+    hk_trec_t *rec;             /* cap records (a power of two), mmap'd */
     uint32_t cap;
-    uint32_t pos;               /* owner: next slot (head % cap in ring mode; fill level in full mode) */
-    uint64_t base;              /* full mode: index (in the thread's stream) of rec[0] */
+    uint32_t mask;              /* cap - 1 */
+    uint64_t base;              /* full mode: index (in the thread's stream) of rec[0], a multiple of cap */
     uint32_t written;           /* full mode: records of rec[0..pos) already written by another flusher */
     uint32_t slot;              /* thread index in the trace */
     uint32_t tid;               /* OS thread id */
@@ -92,7 +93,8 @@ HK_HIDDEN void hk_trace_thread_exit(void); /* api/init.c: thread destructor */
 HK_HIDDEN void hk_trace_fork_child(void);  /* api/init.c: atfork child */
 /* Creates the calling thread's buffer; NULL if none can be had (the op goes unrecorded). */
 HK_HIDDEN hk_trace_thr_t *hk_trace_thread_start(void);
-/* Full mode: writes rec[written..pos) of the calling thread's buffer and empties it. */
+/* Full mode: writes the calling thread's full buffer (what another flusher did not write yet) and
+ * starts the next. */
 HK_HIDDEN void hk_trace_flush_full(hk_trace_thr_t *t);
 /* Writes every buffer to `path` now (ring: the ring; full: what is not written yet) followed by a crash
  * chunk when sig != 0. Async-signal-safe. Returns 0 or -1. Tests and hak_debug callers use it with sig 0. */
@@ -109,32 +111,28 @@ HK_HIDDEN uint64_t hk_trace_sum64(uint64_t h, const void *data, size_t n);
 HK_INLINE hk_trec_t *hk_trace_begin(unsigned kind, uint64_t in, uint64_t size, uint32_t epoch) {
     hk_trace_thr_t *t = hk_trace_me;
     if (HAK_UNLIKELY(t == NULL) && (t = hk_trace_thread_start()) == NULL) return NULL;
-    if (HAK_UNLIKELY(t->pos >= t->cap)) {
-        if (t->base != UINT64_MAX) hk_trace_flush_full(t); /* full mode: the buffer is full */
-        else t->pos = 0;                                   /* ring mode: wrap */
-    }
-    hk_trec_t *r = &t->rec[t->pos++];
+    uint64_t h = t->head;
+    if (HAK_UNLIKELY(h >= t->limit)) hk_trace_flush_full(t); /* full mode: the buffer is full */
+    hk_trec_t *r = &t->rec[h & t->mask];
     r->out = 0;
     r->in = in;
     r->size = size;
-    r->epoch = epoch;
-    r->kind = (uint8_t)kind;
-    r->path = HK_TPATH_NONE;
-    r->err = 0;
-    r->flags = HK_TF_INFLIGHT;
-    t->head++;
-    atomic_store_explicit(&t->published, t->head, memory_order_release);
+    /* epoch, kind, path, err, flags: one 8-byte store */
+    uint64_t tail = (uint64_t)epoch | (uint64_t)(uint8_t)kind << 32 | (uint64_t)HK_TPATH_NONE << 40 |
+                    (uint64_t)HK_TF_INFLIGHT << 56;
+    __builtin_memcpy(&r->epoch, &tail, 8);
+    t->head = h + 1;
+    atomic_store_explicit(&t->published, h + 1, memory_order_release);
     return r;
 }
 
 HK_INLINE void hk_trace_end(hk_trec_t *r, uint64_t out, unsigned path, uint32_t epoch, unsigned flags, int err) {
     if (r == NULL) return;
     r->out = out;
-    r->path = (uint8_t)path;
-    r->epoch = epoch;
-    r->err = (uint8_t)(err > 255 ? 255 : err);
-    /* the record is complete once the flag is clear */
-    __atomic_store_n(&r->flags, (uint8_t)flags, __ATOMIC_RELEASE);
+    uint64_t tail = (uint64_t)epoch | (uint64_t)r->kind << 32 | (uint64_t)(uint8_t)path << 40 |
+                    (uint64_t)(uint8_t)(err > 255 ? 255 : err) << 48 | (uint64_t)(uint8_t)flags << 56;
+    /* one store: the record is complete once the in-flight flag is clear (a crash dump copies it) */
+    __atomic_store_n((uint64_t *)(void *)&r->epoch, tail, __ATOMIC_RELEASE);
 }
 
 HK_INLINE uint32_t hk_trace_epoch_now(void) { return atomic_load_explicit(&hk_trace_epoch, memory_order_relaxed); }
