@@ -101,7 +101,9 @@ if [[ " $CFLAGS " == *-fsanitize=* ]]; then
 fi
 
 # One line describing every flag: a change rebuilds everything.
-FLAGSIG=$(printf '%s|' "$CC" "${CF[@]}" "${SRC_FLAGS[@]}" "${VERIFY_DEFS[@]}" "${CHECKER_FLAGS[@]}" "$ENGINE" | md5sum | cut -c1-16)
+# (Include paths are left out: a copied tree with the same sources reuses the objects.)
+FLAGSIG=$(printf '%s|' "$CC" "${CF[@]}" "${SRC_FLAGS[@]}" "${VERIFY_DEFS[@]}" "${CHECKER_FLAGS[@]}" "$ENGINE" |
+          sed -E 's/-I[^|]*\|//g' | md5sum | cut -c1-16)
 if [ "$(cat "$OBJ/.flags" 2>/dev/null)" != "$FLAGSIG" ]; then
   rm -f "$OBJ"/src/*.o "$OBJ"/verify/*.o "$OBJ"/fuzz/*.o
   echo "$FLAGSIG" >"$OBJ/.flags"

@@ -2,7 +2,7 @@
  * shrunk while they hold blocks, the BigCache resized while it holds mappings.
  *
  * Input:
- *   byte 0             the starting mode (byte % 8, or FUZZ_MODE)
+ *   byte 0             the configuration byte: starting mode and cache scale (fz.h)
  *   then chunks, each starting with a header byte h:
  *     h >= 0xC0        an option change, three parameter bytes a b c follow (table below); it is
  *                      applied to hakmem between two ops, then the TLS-SLL checker and the heap walker
@@ -228,12 +228,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size == 0)
         return 0;
-    unsigned mode = fz_pick_mode(data[0]);
     hk_prog_clear(&prog);
     ctx.n = ctx.next = 0;
     ctx.touched = 0;
     ctx.what[0] = 0;
-    if (fz_prog_prepend_mode(&prog, mode) != 0)
+    if (fz_prog_prepend_config(&prog, data[0]) < 0)
         return 0;
     size_t pos = 1;
     while (pos < size && prog.n < HK_FUZZ_MAX_OPS) {
@@ -285,5 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Restoring the options is itself a change: the accounting must still hold. */
     if (fz_check_now(&fail))
         fz_crash(&fail, &prog, "after restoring the options at the end of the run");
+    if (fz_leak_check(&fail))
+        fz_crash(&fail, &prog, "at the end of the input");
     return 0;
 }

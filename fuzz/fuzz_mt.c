@@ -1,6 +1,7 @@
 /* fuzz_mt: several threads' op programs and their schedule, run under the deterministic turnstile.
  *
- * Input: byte 0 picks the starting mode (byte % 8, or FUZZ_MODE); the rest is an op program in the fuzz
+ * Input: byte 0 is the configuration byte (fz.h: starting mode and
+ * thread-cache scale); the rest is an op program in the fuzz
  * byte form (docs/op-program.md). Its THREAD t ops are the schedule: the ops after one belong to
  * logical thread t (0..7), and the turnstile (verify/interp.h) gives each logical thread its own OS
  * thread and admits it only at its ops' turns, so the interleaving is exactly the program's and a crash
@@ -29,10 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_init("fuzz_mt");
     if (size == 0)
         return 0;
-    unsigned mode = fz_pick_mode(data[0]);
     if (hk_prog_from_fuzz(&prog, data + 1, size - 1) != 0)
         return 0;
-    if (fz_prog_prepend_mode(&prog, mode) != 0)
+    if (fz_prog_prepend_config(&prog, data[0]) < 0)
         return 0;
     fz_maybe_print(&prog);
     /* Every input starts from an empty heap: the exited threads of earlier inputs tore down their
@@ -43,5 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.flags |= HK_VERIFY_THREADS;
     if (hk_verify_run_prog(&prog, &o, &fail))
         fz_crash(&fail, &prog, NULL);
+    if (fz_leak_check(&fail))
+        fz_crash(&fail, &prog, "at the end of the input");
     return 0;
 }

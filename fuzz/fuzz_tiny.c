@@ -1,6 +1,7 @@
 /* fuzz_tiny: tiny classes only (requests served by C0..C7), one thread, every mode.
  *
- * Input: byte 0 picks the mode (HAKMEM_MODE, byte % 8, unless FUZZ_MODE forces one); the rest is an op
+ * Input: byte 0 is the configuration byte (fz.h: the mode, byte % 8 unless FUZZ_MODE
+ * forces one, and a thread-cache scale); the rest is an op
  * program in the fuzz byte form (docs/op-program.md). The program is shaped to the tiny classes:
  * requests above the largest tiny request are folded into range, alignments to at most 1 KiB,
  * valloc/pvalloc become malloc; SET and THREAD ops are dropped (the mode is fixed for the input; one
@@ -28,14 +29,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_init("fuzz_tiny");
     if (size == 0)
         return 0;
-    unsigned mode = fz_pick_mode(data[0]);
     if (hk_prog_from_fuzz(&prog, data + 1, size - 1) != 0)
         return 0; /* out of memory decoding: not the allocator's fault */
     fz_shape_tiny(&prog);
-    if (fz_prog_prepend_mode(&prog, mode) != 0)
+    if (fz_prog_prepend_config(&prog, data[0]) < 0)
         return 0;
     fz_maybe_print(&prog);
-    if (hk_verify_run_prog(&prog, fz_opts(), &fail))
+    if (fz_oracle_run_hooked(&prog, fz_opts(), NULL, NULL, &fail))
         fz_crash(&fail, &prog, NULL);
+    if (fz_leak_check(&fail))
+        fz_crash(&fail, &prog, "at the end of the input");
     return 0;
 }

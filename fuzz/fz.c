@@ -23,7 +23,7 @@ static int fz_ready;
 static int fz_forced_mode = -1;
 static int fz_print;
 static unsigned fz_mode_now;
-static unsigned long long fz_execs[FZ_MODES];
+static unsigned long long fz_execs[FZ_MODES], fz_execs_modeless;
 static struct timespec fz_t0;
 
 void (*fz_crash_hook)(void);
@@ -53,6 +53,9 @@ static void fz_report_stats(void)
         if (fz_execs[m])
             fprintf(stderr, "fuzz-stats: harness=%s mode=%s execs=%llu\n", fz_name, fz_mode_names[m], fz_execs[m]);
     }
+    if (fz_execs_modeless)
+        fprintf(stderr, "fuzz-stats: harness=%s mode=none execs=%llu\n", fz_name, fz_execs_modeless);
+    total += fz_execs_modeless;
     fprintf(stderr, "fuzz-stats: harness=%s mode=all execs=%llu seconds=%.1f\n", fz_name, total, secs);
     /* What the runs left behind in hakmem (every block was freed: growth here is retained memory). */
     hak_debug_stats_t st;
@@ -112,6 +115,17 @@ unsigned fz_pick_mode(uint8_t byte)
     return m;
 }
 
+void fz_count_exec(void)
+{
+    fz_execs_modeless++;
+    fz_mode_now = FZ_MODES; /* "none" in reports */
+}
+
+static const char *mode_now_name(void)
+{
+    return fz_mode_now < FZ_MODES ? fz_mode_names[fz_mode_now] : "none";
+}
+
 unsigned fz_current_mode(void)
 {
     return fz_mode_now;
@@ -136,6 +150,31 @@ int fz_prog_prepend_mode(hk_prog_t *p, unsigned mode)
     p->n++;
     hk_prog_recount(p);
     return 0;
+}
+
+int fz_prog_prepend_config(hk_prog_t *p, uint8_t byte)
+{
+    static const uint16_t pct[16] = {1, 2, 3, 5, 8, 12, 20, 30, 50, 75, 100, 150, 200, 400, 600, 800};
+    static int knob = -2;
+    if (knob == -2)
+        knob = hk_op_knob_find("tiny_cap", 8);
+    unsigned mode = fz_pick_mode(byte);
+    unsigned sel = byte >> 3;
+    if (fz_prog_prepend_mode(p, mode) != 0)
+        return -1;
+    if (sel >= 16 && knob >= 0) {
+        /* before the mode op: the interpreter records each knob's value at its first SET */
+        if (hk_prog_reserve(p, p->n + 1) != 0)
+            return -1;
+        memmove(p->ops + 1, p->ops, p->n * sizeof *p->ops);
+        memset(&p->ops[0], 0, sizeof p->ops[0]);
+        p->ops[0].kind = HK_OP_SET;
+        p->ops[0].id = (uint32_t)knob;
+        p->ops[0].arg = pct[sel - 16];
+        p->n++;
+        hk_prog_recount(p);
+    }
+    return (int)mode;
 }
 
 void fz_prog_drop(hk_prog_t *p, unsigned kind_mask)
@@ -234,6 +273,26 @@ int fz_check_now(hk_verify_failure_t *f)
     return 1;
 }
 
+int fz_leak_check(hk_verify_failure_t *f)
+{
+    /* Every block of the input was freed: after the calling thread's caches are flushed (and the
+     * slabs of exited threads reclaimed), no slab may hold a block and no large block may be live.
+     * A block the allocator lost (dropped from a free list, never returned) keeps its slab alive. */
+    hak_collect();
+    hak_debug_stats_t st;
+    hak_debug_stats(&st);
+    if (st.slabs_live == 0 && st.large_live == 0)
+        return 0;
+    hk_verify_fail(f, "leak", "after every block was freed and hak_collect(): %llu slab(s) and %llu large block(s) "
+                   "still live (a block the allocator lost or kept twice)",
+                   (unsigned long long)st.slabs_live, (unsigned long long)st.large_live);
+    if (f) {
+        f->backend = "hakmem";
+        snprintf(f->detail, sizeof f->detail, "leak.slabs");
+    }
+    return 1;
+}
+
 static void mark_failure(hk_verify_failure_t *f, const hk_prog_t *prog, size_t i, unsigned t, const char *be)
 {
     if (!f)
@@ -243,6 +302,43 @@ static void mark_failure(hk_verify_failure_t *f, const hk_prog_t *prog, size_t i
     f->thread = t;
     if (!f->backend)
         f->backend = be;
+}
+
+/* The thread-cache bound after a free: a free that takes a cache over its cap flushes it, so right after
+ * a free of a class-c block the calling thread's count for c is at most its current cap (after a refill
+ * the cache may legitimately hold more: the whole local list comes in; the next free flushes). Needs
+ * the cap the thread uses now, which hakmem_debug.h does not export yet: hak_debug_tls_cap() is looked
+ * up as a weak symbol and the check runs only when the library provides it. */
+extern size_t hak_debug_tls_cap(int cls) __attribute__((weak));
+
+static int freed_class(hk_interp_t *a, const hk_op_t *op)
+{
+    if (!hk_op_is_block_op(op->kind) || op->kind == HK_OP_USABLE)
+        return -1;
+    hk_block_t *b = hk_shadow_get(&a->shadow, op->id);
+    if (!b->ptr)
+        return -1;
+    hak_block_info_t bi;
+    return hak_debug_block_info(b->ptr, &bi) == HAK_BLOCK_SLAB ? bi.cls : -1;
+}
+
+static int check_cache_bound(int cls, const void *old, hk_interp_t *a, const hk_op_t *op, hk_verify_failure_t *f)
+{
+    if (cls < 0 || !hak_debug_tls_cap)
+        return 0;
+    /* a realloc that stayed in place freed nothing */
+    if ((op->kind == HK_OP_REALLOC || op->kind == HK_OP_REALLOCARRAY) && hk_shadow_get(&a->shadow, op->id)->ptr == old)
+        return 0;
+    size_t count = hak_debug_tls_count(cls), cap = hak_debug_tls_cap(cls);
+    if (count <= cap)
+        return 0;
+    hk_verify_fail(f, "sll", "after a free of a class %d block the thread cache holds %zu blocks, over its cap %zu "
+                   "(a free over the cap must flush)", cls, count, cap);
+    if (f) {
+        snprintf(f->detail, sizeof f->detail, "sll.cap");
+        f->backend = "hakmem";
+    }
+    return 1;
 }
 
 int fz_oracle_run_hooked(const hk_prog_t *prog, const hk_verify_opts_t *vo, fz_hook_fn hook, void *ctx,
@@ -276,7 +372,14 @@ int fz_oracle_run_hooked(const hk_prog_t *prog, const hk_verify_opts_t *vo, fz_h
             break;
         }
         hk_op_result_t ra, rb;
+        int fcls = freed_class(&a, op);
+        const void *old = fcls >= 0 ? hk_shadow_get(&a.shadow, op->id)->ptr : NULL;
         if (hk_interp_step(&a, i, t, &ra, f)) {
+            bad = 1;
+            break;
+        }
+        if (check_cache_bound(fcls, old, &a, op, f)) {
+            mark_failure(f, prog, i, t, "hakmem");
             bad = 1;
             break;
         }
@@ -319,14 +422,14 @@ void fz_maybe_print(const hk_prog_t *p)
 {
     if (!fz_print)
         return;
-    fprintf(stderr, "--- %s: mode %s, %zu ops\n", fz_name, fz_mode_names[fz_mode_now], p->n);
+    fprintf(stderr, "--- %s: mode %s, %zu ops\n", fz_name, mode_now_name(), p->n);
     hk_prog_print_text(stderr, p);
     fprintf(stderr, "---\n");
 }
 
 void fz_crash(const hk_verify_failure_t *f, const hk_prog_t *p, const char *what)
 {
-    fprintf(stderr, "fuzz-crash: harness=%s mode=%s check=%s\n", fz_name, fz_mode_names[fz_mode_now],
+    fprintf(stderr, "fuzz-crash: harness=%s mode=%s check=%s\n", fz_name, mode_now_name(),
             f && f->check ? f->check : "?");
     if (f)
         hk_verify_failure_print(stderr, f);
@@ -347,7 +450,7 @@ void fz_crash(const hk_verify_failure_t *f, const hk_prog_t *p, const char *what
 
 void fz_crashf(const char *fmt, ...)
 {
-    fprintf(stderr, "fuzz-crash: harness=%s mode=%s check=", fz_name, fz_mode_names[fz_mode_now]);
+    fprintf(stderr, "fuzz-crash: harness=%s mode=%s check=", fz_name, mode_now_name());
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

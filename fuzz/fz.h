@@ -48,12 +48,20 @@ const hk_verify_opts_t *fz_opts(void);
 
 /* The mode an input runs in: FUZZ_MODE when set, else byte % 8. Counts the exec for that mode. */
 unsigned fz_pick_mode(uint8_t byte);
+/* Counts an exec of a harness without modes (fuzz_options). */
+void fz_count_exec(void);
 /* The mode of the input being run (for reports). */
 unsigned fz_current_mode(void);
 
 /* ---- program shaping (all keep the program valid and recount it) --------------------------- */
 /* Inserts "set mode <mode>" as op 0: the interpreter applies it and restores the mode at the end. */
 int fz_prog_prepend_mode(hk_prog_t *p, unsigned mode);
+/* The configuration byte (byte 0 of an input): bits 0..2 pick the mode (fz_pick_mode); bits 3..7 pick the
+ * thread-cache scale: 0..15 keep the mode's caps, 16..31 set TINY_CAP_PCT to one of
+ * 1 2 3 5 8 12 20 30 50 75 100 150 200 400 600 800 (small caps make every few frees flush and every
+ * few allocations refill, the paths where cache bugs live). Prepends "set tiny_cap" (if any), then
+ * "set mode": both are restored at the end of the run. Returns the mode, or -1 on out of memory. */
+int fz_prog_prepend_config(hk_prog_t *p, uint8_t byte);
 /* Removes every op whose kind bit (1u << kind) is in mask. */
 void fz_prog_drop(hk_prog_t *p, unsigned kind_mask);
 /* Tiny-only shaping: every request hakmem could satisfy is brought down to at most max_req bytes and
@@ -78,6 +86,11 @@ int fz_oracle_run_hooked(const hk_prog_t *prog, const hk_verify_opts_t *vo, fz_h
 
 /* Runs hakmem's own checkers now (thread cache, then heap walker). 0, or 1 with f filled ("sll"/"heap"). */
 int fz_check_now(hk_verify_failure_t *f);
+
+/* End-of-input leak check (after every block was freed): hak_collect(), then no slab and no large
+ * block may remain live. 0, or 1 with f filled (check "leak"). Single-owner state only: call it when
+ * no other thread holds hakmem blocks. */
+int fz_leak_check(hk_verify_failure_t *f);
 
 /* Prints the program (FUZZ_PRINT=1) before it runs. */
 void fz_maybe_print(const hk_prog_t *p);
