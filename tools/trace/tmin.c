@@ -17,6 +17,7 @@ static double now_s(void)
 
 typedef struct mctx {
     const hk_min_opts_t *o;
+    int reverse; /* ddmin tries chunks from the end first */
     char target[96];
     size_t tests;
     double t0;
@@ -49,7 +50,7 @@ static int still_fails(mctx_t *m, const hk_rprog_t *rp, const uint8_t *keep)
     }
     char sig[96];
     m->tests++;
-    int ok = hk_replay_forked(&s, &m->o->replay, 0, sig, sizeof sig, NULL, 0) == 0 && strcmp(sig, m->target) == 0;
+    int ok = hk_replay_forked(&s, &m->o->replay, 0, sig, sizeof sig, NULL, 0) == 0 && hk_sig_matches(m->target, sig);
     hk_rprog_free(&s);
     return ok;
 }
@@ -88,7 +89,9 @@ static int ddmin(mctx_t *m, const hk_rprog_t *rp, uint8_t *keep, const uint32_t 
         int progress = 0;
         while (chunk >= 1 && !over_budget(m)) {
             progress = 0;
-            for (uint32_t start = 0; start < na && !over_budget(m); start += chunk) {
+            uint32_t nchunks = (na + chunk - 1) / chunk;
+            for (uint32_t c = 0; c < nchunks && !over_budget(m); c++) {
+                uint32_t start = (m->reverse ? nchunks - 1 - c : c) * chunk;
                 uint32_t end = start + chunk < na ? start + chunk : na;
                 int any = 0;
                 for (uint32_t k = start; k < end; k++)
@@ -277,9 +280,15 @@ int hk_minimize(hk_rprog_t *rp, const hk_min_opts_t *o, char *sig, size_t siglen
         return -1;
     }
     snprintf(m.target, sizeof m.target, "%s", first);
-    uint8_t *keep = malloc(rp->prog.n ? rp->prog.n : 1);
-    if (!keep)
+    /* Two passes, chunks tried from the front and from the back: delta debugging stops in a local
+     * minimum (1-minimal), and which one depends on the order; the smaller result is kept. */
+    uint8_t *keep = malloc(rp->prog.n ? rp->prog.n : 1), *best = malloc(rp->prog.n ? rp->prog.n : 1);
+    if (!keep || !best) {
+        free(keep), free(best);
         return -1;
+    }
+    size_t best_n = SIZE_MAX;
+    for (m.reverse = 0; m.reverse < 2; m.reverse++) {
     memset(keep, 1, rp->prog.n);
     for (int round = 0; round < 8 && !over_budget(&m); round++) {
         int p = phase_prefix(&m, rp, keep);
@@ -294,6 +303,18 @@ int hk_minimize(hk_rprog_t *rp, const hk_min_opts_t *o, char *sig, size_t siglen
             break;
     }
     (void)phase_sets(&m, rp, keep);
+    size_t kept = 0;
+    for (size_t i = 0; i < rp->prog.n; i++)
+        kept += keep[i];
+    if (kept < best_n) {
+        best_n = kept;
+        memcpy(best, keep, rp->prog.n);
+    }
+    if (m.o->verbose)
+        fprintf(stderr, "minimize: pass %d kept %zu ops\n", m.reverse, kept);
+    }
+    memcpy(keep, best, rp->prog.n);
+    free(best);
     hk_rprog_t out;
     if (subset(rp, keep, &out) == 0) {
         hk_rprog_compact(&out);

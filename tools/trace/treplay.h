@@ -47,7 +47,8 @@ int hk_replay_run(const hk_rprog_t *rp, const hk_replay_opts_t *o, hk_verify_fai
  * about it (the failure line or the report line). With echo, the child's stderr is copied to ours. */
 int hk_replay_forked(const hk_rprog_t *rp, const hk_replay_opts_t *o, int echo, char *sig, size_t siglen,
                      char *detail, size_t detlen);
-/* Whether an observed signature matches an expected one ("report" matches any "report:..."). */
+/* Whether an observed signature matches an expected one ("report" matches any "report:...";
+ * signal:SIGSEGV and signal:SIGBUS are one fault kind, a wild access). */
 int hk_sig_matches(const char *expect, const char *got);
 
 #endif
