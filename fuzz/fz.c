@@ -311,9 +311,12 @@ static void mark_failure(hk_verify_failure_t *f, const hk_prog_t *prog, size_t i
  * up as a weak symbol and the check runs only when the library provides it. */
 extern size_t hak_debug_tls_cap(int cls) __attribute__((weak));
 
+/* Class of the slab block op frees as its LAST action (FREE; a realloc that moves frees the old block
+ * after allocating the new one), or -1. An allocating op on an occupied id frees first and then
+ * allocates, and that allocation may reload the caps: the bound does not hold after it. */
 static int freed_class(hk_interp_t *a, const hk_op_t *op)
 {
-    if (!hk_op_is_block_op(op->kind) || op->kind == HK_OP_USABLE)
+    if (op->kind != HK_OP_FREE && op->kind != HK_OP_REALLOC && op->kind != HK_OP_REALLOCARRAY)
         return -1;
     hk_block_t *b = hk_shadow_get(&a->shadow, op->id);
     if (!b->ptr)

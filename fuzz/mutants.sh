@@ -6,13 +6,17 @@
 #   # bug: <what is planted>                 (any number of '# ' continuation lines)
 #   # expect: <which check should fire>
 #   # harnesses: fuzz_tiny fuzz_mixed ...    (fuzzers to run, in order; default all)
+#   # stress: tsan_remote                    (optional: also run fuzz/tsan_remote.c built with TSan)
 #   # uncatchable: <reason>                  (optional: reported, excluded from the score)
 # For every mutant: copy src/ and include/ to build/mutants/<name>/tree, apply the patch, build the
 # libFuzzer harnesses against that tree (fuzz/build.sh --src, release variant by default: the framework's
 # checks must catch the bug, not the hardened variant's own aborts), then
 #   1. fuzz: the header's harnesses one after another from an EMPTY corpus (dictionary only), sharing a
 #      budget of MUTANT_SECONDS (default 60), stopping at the first crash;
-#   2. replay: every harness over its seeds (corpus/<h>/) and corpus/regressions/<h>/.
+#   2. replay: every harness over its seeds (corpus/<h>/) and corpus/regressions/<h>/;
+#   3. stress (only for mutants whose header asks for it, when 1 and 2 did not catch it): the tree and
+#      fuzz/tsan_remote.c built with ThreadSanitizer, a free-running producer/consumer of remote frees
+#      (ordering bugs the turnstile-serialised fuzzers cannot see).
 # A mutant is caught when either stage fails a check. Before the mutants, the unpatched tree goes
 # through the same replay and a short fuzz (the control): it must pass, or the results mean nothing.
 #
@@ -116,6 +120,23 @@ fuzz_stage() {
   F_SECONDS=$(since "$t0")
 }
 
+# stress_tsan TREE DIR: builds fuzz/tsan_remote.c and the tree with ThreadSanitizer and runs it; prints
+# "ok", "TSan:data-race" or "failed:<rc>"; sets S_SECONDS.
+stress_tsan() {
+  local tree=$1 dir=$2 t0 rc
+  clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -DHAK_PREFIXED_ONLY=1 -DHAK_VARIANT_NAME='"release"' \
+    -fvisibility=hidden -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-free -I"$tree/src" \
+    -I"$tree/include" "$tree"/src/*/*.c "$ROOT/fuzz/tsan_remote.c" -lpthread -o "$dir/tsan_remote" \
+    >"$dir/tsan-build.log" 2>&1 || { echo "build-failed"; return; }
+  t0=$(now)
+  TSAN_OPTIONS="halt_on_error=1 exitcode=66" "$dir/tsan_remote" --items 200000 >"$dir/tsan.log" 2>&1
+  rc=$?
+  S_SECONDS=$(since "$t0")
+  if [ $rc -eq 0 ]; then echo ok
+  elif grep -q 'ThreadSanitizer: data race' "$dir/tsan.log"; then echo "TSan:data-race"
+  else echo "failed:$rc"; fi
+}
+
 build_tree() { # tree out
   "$ROOT/fuzz/build.sh" --variant "$VARIANT" --src "$1" --out "$2" >"$2.build.log" 2>&1
 }
@@ -137,6 +158,13 @@ if [ $CONTROL = 1 ]; then
     exit 2
   fi
   echo "mutants: control ok (replay of seeds and regressions, ${F_EXECS} fuzz execs in ${F_SECONDS} s: no failure)"
+  if grep -lq '^# stress: tsan_remote' "$ROOT"/verify/mutants/*.patch 2>/dev/null; then
+    s=$(stress_tsan "$BASE/tree" "$BASE")
+    if [ "$s" != ok ]; then
+      echo "mutants: CONTROL FAILED: tsan_remote on the unpatched tree: $s (log $BASE/tsan.log)"; exit 2
+    fi
+    echo "mutants: control ok (tsan_remote: no race in ${S_SECONDS} s)"
+  fi
 fi
 
 # ---- the mutants ------------------------------------------------------------------------------------
@@ -166,10 +194,16 @@ for patch in "$ROOT"/verify/mutants/*.patch; do
       fuzz_stage "$dir/bin" "$dir" "$BUDGET" $harnesses
       execs=$F_EXECS
       rep=$(replay "$dir/bin" "$dir")
+      stress=""
+      if [ -z "$F_CAUGHT" ] && [ "$rep" = ok ] && grep -q '^# stress: tsan_remote' "$patch"; then
+        stress=$(stress_tsan "$dir/tree" "$dir")
+      fi
       if [ -n "$F_CAUGHT" ]; then
         status=caught; by=$F_CAUGHT; secs=$F_SECONDS; harness=$F_HARNESS
       elif [ "$rep" != ok ]; then
         status=caught; by="replay:${rep#*:}"; harness=${rep%%:*}; secs="replay"
+      elif [ -n "$stress" ] && [ "$stress" != ok ]; then
+        status=caught; by="stress:$stress"; harness=tsan_remote; secs=$S_SECONDS
       else
         status=survived
       fi
