@@ -9,9 +9,10 @@
 #   --seconds S   stop after S seconds (default 600; afl-fuzz -V)
 #   --out DIR     AFL++ output directory (default build/fuzz/afl-out/<harness>); crashes land in
 #                 DIR/<instance>/crashes/, replay one with: build/fuzz/afl-<variant>/<h>.afl FILE
-# Afterwards it prints afl-whatsup's summary. Uses AFL_SKIP_CPUFREQ and AFL_NO_AFFINITY when the
-# machine is shared (no exclusive cores), and AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES if core_pattern
-# pipes to a handler (set it to "core" as root to silence that instead).
+# Afterwards it prints each instance's execs, speed, corpus, coverage and crashes (fuzzer_stats).
+# Sets AFL_SKIP_CPUFREQ and AFL_NO_AFFINITY (a shared machine: no exclusive cores) and, when
+# core_pattern pipes to a handler, AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES (as root, setting it to
+# "core" is the alternative).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 JOBS=$(nproc)
@@ -52,7 +53,12 @@ done
 echo "afl.sh: $JOBS instance(s) of $H for $SECS s into $OUTDIR (logs $OUTDIR/afl-*.log)"
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=$?; done
-afl-whatsup -s "$OUTDIR" 2>/dev/null || true
+for st in "$OUTDIR"/*/fuzzer_stats; do
+  [ -f "$st" ] || continue
+  awk -F' *: *' -v inst="$(basename "$(dirname "$st")")" '
+    {v[$1]=$2} END {printf "  %-6s %s execs (%s/s), corpus %s, coverage %s, stability %s, crashes %s\n",
+      inst, v["execs_done"], v["execs_per_sec"], v["corpus_count"], v["bitmap_cvg"], v["stability"], v["saved_crashes"]}' "$st"
+done
 n=$(find "$OUTDIR" -path '*/crashes/id:*' 2>/dev/null | wc -l)
 echo "afl.sh: $n crash(es)"
 [ "$n" -eq 0 ] && [ $rc -eq 0 ]

@@ -73,6 +73,9 @@ static int read_file(const char *path, buf_t *b)
         b->p = NULL;
         return -1;
     }
+    uint8_t *q = realloc(b->p, b->n ? b->n : 1); /* keep only what was read */
+    if (q)
+        b->p = q;
     return 0;
 }
 
@@ -269,6 +272,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    int rc = 0;
     if (!g_random_mode) {
         for (size_t i = 0; i < np; i++) {
             g_current = paths[i];
@@ -276,7 +280,7 @@ int main(int argc, char **argv)
         }
         g_current = NULL;
         fprintf(stderr, "%s: %zu input(s) replayed, no failure\n", g_prog, np);
-        return 0;
+        goto out;
     }
     uint8_t *in = malloc(FZ_MAX_INPUT);
     g_seed = seed;
@@ -290,21 +294,24 @@ int main(int argc, char **argv)
             FILE *f = fopen(save, "wb");
             if (!f || fwrite(in, 1, n, f) != n || fclose(f) != 0) {
                 fprintf(stderr, "%s: cannot write %s\n", g_prog, save);
-                return 2;
+                rc = 2;
+            } else {
+                fprintf(stderr, "%s: random input #%llu of seed %llu saved to %s (%zu bytes)\n", g_prog, k, seed, save, n);
             }
-            fprintf(stderr, "%s: random input #%llu of seed %llu saved to %s (%zu bytes)\n", g_prog, k, seed, save, n);
-            return 0;
+            break;
         }
         LLVMFuzzerTestOneInput(in, n);
     }
-    fprintf(stderr, "%s: %llu random input(s) (seed %llu, %zu corpus file(s)), no failure\n", g_prog,
-            only != ~0ull ? 1ull : count, seed, np);
+    if (!save)
+        fprintf(stderr, "%s: %llu random input(s) (seed %llu, %zu corpus file(s)), no failure\n", g_prog,
+                only != ~0ull ? 1ull : count, seed, np);
     free(in);
+out:
     for (size_t i = 0; i < np; i++) {
         free(files[i].p);
         free(paths[i]);
     }
     free(files);
     free(paths);
-    return 0;
+    return rc;
 }

@@ -5,7 +5,8 @@
  * (docs/op-program.md), run as decoded except that SET and THREAD ops are dropped (fuzz_modes changes
  * options mid-run; fuzz_mt runs threads).
  *
- * Checks after every op: glibc oracle, shadow heap, TLS-SLL checker; heap walker at CHECK and at the end.
+ * Checks after every op: glibc oracle, shadow heap, TLS-SLL checker; heap walker at CHECK and at the end;
+ * the leak check after the run (no slab and no large block may stay live once every block was freed).
  */
 #include "fz.h"
 

@@ -1,16 +1,16 @@
 /* fuzz_mt: several threads' op programs and their schedule, run under the deterministic turnstile.
  *
- * Input: byte 0 is the configuration byte (fz.h: starting mode and
- * thread-cache scale); the rest is an op program in the fuzz
- * byte form (docs/op-program.md). Its THREAD t ops are the schedule: the ops after one belong to
- * logical thread t (0..7), and the turnstile (verify/interp.h) gives each logical thread its own OS
- * thread and admits it only at its ops' turns, so the interleaving is exactly the program's and a crash
- * reproduces from the file alone. Blocks are named by ids shared by every thread: an id allocated on one
+ * Input: byte 0 is the configuration byte (fz.h: starting mode and thread-cache scale); the rest is an
+ * op program in the fuzz byte form (docs/op-program.md). Its THREAD t ops are the schedule: the ops
+ * after one belong to logical thread t (0..7), and the turnstile (verify/interp.h) gives each logical
+ * thread its own OS thread and admits it only at its ops' turns, so the interleaving is exactly the
+ * program's and a crash reproduces from the file alone. Blocks are named by ids shared by every thread: an id allocated on one
  * thread and freed or realloc'd on another is a real cross-thread (remote) free. SET ops stay (options
  * change while other threads own cached blocks); threads exit after the last op (thread teardown
  * abandons their slabs, the main thread's end-of-run frees reclaim them).
  *
- * Checks: as fuzz_tiny, with each op's TLS-SLL check run on the op's own thread.
+ * Checks: as fuzz_tiny, with each op's TLS-SLL check run on the op's own thread; the leak check after the
+ * run also reclaims what the exited threads abandoned (a block lost by a drain or a thread exit shows).
  */
 #include "fz.h"
 #include "hakmem.h"

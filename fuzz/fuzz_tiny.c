@@ -1,8 +1,8 @@
 /* fuzz_tiny: tiny classes only (requests served by C0..C7), one thread, every mode.
  *
- * Input: byte 0 is the configuration byte (fz.h: the mode, byte % 8 unless FUZZ_MODE
- * forces one, and a thread-cache scale); the rest is an op
- * program in the fuzz byte form (docs/op-program.md). The program is shaped to the tiny classes:
+ * Input: byte 0 is the configuration byte (fz.h: the mode, byte % 8 unless FUZZ_MODE forces one, and
+ * a thread-cache scale); the rest is an op program in the fuzz byte form (docs/op-program.md). The
+ * program is shaped to the tiny classes:
  * requests above the largest tiny request are folded into range, alignments to at most 1 KiB,
  * valloc/pvalloc become malloc; SET and THREAD ops are dropped (the mode is fixed for the input; one
  * thread). Impossible requests (>= 2^60, overflowing calloc) are kept: they test the failure paths.
@@ -10,7 +10,8 @@
  * Checks, after every op: the glibc oracle (success/failure, errno), the shadow heap (overlap,
  * alignment, usable size, contents of the touched block and its address neighbours), the TLS-SLL
  * checker (hak_debug_check_thread); at CHECK ops and at the end: a full content sweep and the heap
- * walker (hak_debug_check_heap: used + local + uncarved == capacity for every slab).
+ * walker (hak_debug_check_heap: used + local + uncarved == capacity for every slab); after the run,
+ * with every block freed: the leak check (fz_leak_check: no slab may stay live).
  */
 #include "fz.h"
 
