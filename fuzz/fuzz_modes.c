@@ -19,10 +19,13 @@
  * A value the option table accepts must be accepted (0) and an invalid one rejected (-1, EINVAL):
  * anything else is reported. Every option a change touched is restored after the run.
  *
- * Checks: as fuzz_mixed (oracle, shadow, TLS-SLL after every op, heap walker at CHECK and at the end),
- * plus both checkers after every option change.
+ * Checks: as fuzz_mixed (oracle, shadow, TLS-SLL after every op, heap walker at CHECK and at the end,
+ * leak check after the run), plus both checkers after every option change, plus the cache bound: after
+ * an override set a class's cap, a free of a block of that class leaves at most cap blocks cached
+ * (fm_caps_from_override: a cache over its cap must be flushed by the next free).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +159,49 @@ static int fm_describe(uint8_t a, uint8_t b, uint8_t c, char *val, size_t len, i
 #undef PICK
 }
 
+/* Caps this harness set with TINY_TLS_CLASS_OVERRIDE (SIZE_MAX: unknown). An override's caps hold
+ * through every later re-derivation (mode, TINY_CAP_PCT: the override is applied last) until the
+ * override itself changes. A thread reads caps on its slow paths only, so after setting one the harness
+ * makes the thread reload them: it allocates (and frees) a block of a class whose cache is empty, which
+ * must refill. From then on, right after a free of a class-c block, the cache holds at most cap(c). */
+static size_t fm_cap[64];
+
+static size_t fm_cap_of(int cls)
+{
+    return cls >= 0 && cls < 64 ? fm_cap[cls] : SIZE_MAX;
+}
+
+static void fm_caps_unknown(void)
+{
+    for (size_t c = 0; c < sizeof fm_cap / sizeof fm_cap[0]; c++)
+        fm_cap[c] = SIZE_MAX;
+}
+
+/* After an accepted override: record its caps, then force the reload (or forget them if it cannot). */
+static void fm_caps_from_override(const char *v)
+{
+    fm_caps_unknown();
+    for (const char *p = v; *p;) {
+        char *end;
+        unsigned long cls = strtoul(p + 1, &end, 10), cap = strtoul(end + 1, &end, 10);
+        if (cls < 64)
+            fm_cap[cls] = cap;
+        while (*end && *end != ',')
+            end++;
+        p = *end ? end + 1 : end;
+    }
+    int nc = hak_debug_class_count();
+    for (int c = nc - 1; c >= 0; c--) {
+        size_t cs = hak_debug_class_size(c), s = cs > 16 ? cs - 16 : cs;
+        if (hak_debug_tls_count(c) != 0 || hak_debug_size_to_class(s) != c)
+            continue;
+        void *p = hak_malloc(s); /* an empty cache: this refills, and every refill reloads the caps */
+        hak_free(p);
+        return;
+    }
+    fm_caps_unknown();
+}
+
 static int fm_hook(void *vctx, size_t i, hk_verify_failure_t *f)
 {
     fm_ctx_t *ctx = vctx;
@@ -179,6 +225,8 @@ static int fm_hook(void *vctx, size_t i, hk_verify_failure_t *f)
                 f->backend = "hakmem";
                 return 1;
             }
+            if (o == O_OVERRIDE && valid)
+                fm_caps_from_override(val);
         }
         if (fz_check_now(f))
             return 1;
@@ -188,6 +236,7 @@ static int fm_hook(void *vctx, size_t i, hk_verify_failure_t *f)
 
 static void fm_restore(fm_ctx_t *ctx)
 {
+    fm_caps_unknown();
     for (int o = 0; o < O_COUNT; o++) {
         if (!(ctx->touched & (1u << o)))
             continue;
@@ -209,6 +258,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fz_init("fuzz_modes");
+    fm_caps_unknown();
+    fz_set_cap_source(fm_cap_of);
     for (int o = 0; o < O_COUNT; o++)
         fm_opts[o].saved = o == O_OVERRIDE ? 0 : hak_debug_get_option(fm_opts[o].name);
     const char *ov = getenv("HAKMEM_TINY_TLS_CLASS_OVERRIDE");

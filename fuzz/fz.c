@@ -308,7 +308,7 @@ static void mark_failure(hk_verify_failure_t *f, const hk_prog_t *prog, size_t i
  * a free of a class-c block the calling thread's count for c is at most its current cap (after a refill
  * the cache may legitimately hold more: the whole local list comes in; the next free flushes). Needs
  * the cap the thread uses now, which hakmem_debug.h does not export yet: hak_debug_tls_cap() is looked
- * up as a weak symbol and the check runs only when the library provides it. */
+ * up as a weak symbol; without it, a harness that knows the cap provides it (fz_set_cap_source). */
 extern size_t hak_debug_tls_cap(int cls) __attribute__((weak));
 
 /* Class of the slab block op frees as its LAST action (FREE; a realloc that moves frees the old block
@@ -325,16 +325,23 @@ static int freed_class(hk_interp_t *a, const hk_op_t *op)
     return hak_debug_block_info(b->ptr, &bi) == HAK_BLOCK_SLAB ? bi.cls : -1;
 }
 
+static fz_cap_fn fz_cap_source;
+
+void fz_set_cap_source(fz_cap_fn fn)
+{
+    fz_cap_source = fn;
+}
+
 static int check_cache_bound(int cls, const void *old, hk_interp_t *a, const hk_op_t *op, hk_verify_failure_t *f)
 {
-    if (cls < 0 || !hak_debug_tls_cap)
+    if (cls < 0 || (!hak_debug_tls_cap && !fz_cap_source))
         return 0;
     /* a realloc that stayed in place freed nothing */
     if ((op->kind == HK_OP_REALLOC || op->kind == HK_OP_REALLOCARRAY) && hk_shadow_get(&a->shadow, op->id)->ptr == old)
         return 0;
-    size_t count = hak_debug_tls_count(cls), cap = hak_debug_tls_cap(cls);
+    size_t count = hak_debug_tls_count(cls), cap = hak_debug_tls_cap ? hak_debug_tls_cap(cls) : fz_cap_source(cls);
     if (count <= cap)
-        return 0;
+        return 0; /* (SIZE_MAX: the cap is unknown) */
     hk_verify_fail(f, "sll", "after a free of a class %d block the thread cache holds %zu blocks, over its cap %zu "
                    "(a free over the cap must flush)", cls, count, cap);
     if (f) {

@@ -84,6 +84,13 @@ typedef int (*fz_hook_fn)(void *ctx, size_t i, hk_verify_failure_t *f);
 int fz_oracle_run_hooked(const hk_prog_t *prog, const hk_verify_opts_t *vo, fz_hook_fn hook, void *ctx,
                          hk_verify_failure_t *f);
 
+/* Where the post-free cache bound (sll.cap) gets the calling thread's cap of a class: hakmem's
+ * hak_debug_tls_cap() when the library exports it, else this function when a harness knows the cap (it
+ * returns SIZE_MAX for "unknown": no check). fuzz_modes knows the caps it set with
+ * TINY_TLS_CLASS_OVERRIDE. */
+typedef size_t (*fz_cap_fn)(int cls);
+void fz_set_cap_source(fz_cap_fn fn);
+
 /* Runs hakmem's own checkers now (thread cache, then heap walker). 0, or 1 with f filled ("sll"/"heap"). */
 int fz_check_now(hk_verify_failure_t *f);
 

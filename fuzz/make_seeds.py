@@ -178,12 +178,33 @@ def ops_chunk(ops):
     return out
 
 
+OV_CAPS = [0, 1, 2, 3, 4, 7, 8, 16, 31, 64, 256, 1024, 4096, 65536]
+
+
+def override_bytes(cls, max_cap):
+    """(a, b, c) of an option change that sets TINY_TLS_CLASS_OVERRIDE to one entry for class cls with
+    a cap <= max_cap: the same generator as fm_describe() in fuzz_modes.c."""
+    a = 2
+    for b in range(256):
+        if b % 16 == 0 or 1 + (b >> 4) % 3 != 1:
+            continue
+        for c in range(248):
+            st = (a << 16 | b << 8 | c)
+            st = (st * 6364136223846793005 + 1442695040888963407) % 2**64
+            if (st >> 33) % 32 == cls and OV_CAPS[(st >> 40) % len(OV_CAPS)] <= max_cap:
+                return a, b, c
+    raise SystemExit(f"no override byte triple for class {cls}")
+
+
 def modes_programs():
     cache = b"".join(alloc(i, 16) for i in range(40)) + b"".join(free(i) for i in range(40))
     yield "cap-shrink", ops_chunk(cache) + modes_change(1, 0, 0) + ops_chunk(b"".join(alloc(i, 16) for i in range(40))) + \
         modes_change(1, 11, 0) + ops_chunk(b"".join(free(i) for i in range(40)) + check())
     yield "override", ops_chunk(cache) + modes_change(2, 0x31, 7) + ops_chunk(cache) + modes_change(2, 0x55, 200) + \
         ops_chunk(cache) + modes_change(2, 0, 0) + ops_chunk(check())
+    # a small explicit cap on the 16-byte class, then more frees than it holds: each free must flush
+    yield "override-small-cap", ops_chunk(b"".join(alloc(i, 16) for i in range(40))) + \
+        modes_change(*override_bytes(1, 4)) + ops_chunk(b"".join(free(i) for i in range(40)) + check())
     big = b"".join(alloc(i, 300000) for i in range(4)) + b"".join(free(i) for i in range(4))
     yield "bigcache-resize", ops_chunk(big) + modes_change(3, 1, 0) + ops_chunk(big) + modes_change(4, 1, 0) + \
         ops_chunk(big) + modes_change(3, 0, 0) + ops_chunk(big + check())

@@ -120,21 +120,22 @@ fuzz_stage() {
   F_SECONDS=$(since "$t0")
 }
 
-# stress_tsan TREE DIR: builds fuzz/tsan_remote.c and the tree with ThreadSanitizer and runs it; prints
-# "ok", "TSan:data-race" or "failed:<rc>"; sets S_SECONDS.
+# stress_tsan TREE DIR: builds fuzz/tsan_remote.c and the tree with ThreadSanitizer and runs it; sets
+# S_RESULT ("ok", "TSan:data-race", "failed:<rc>" or "build-failed") and S_SECONDS.
 stress_tsan() {
   local tree=$1 dir=$2 t0 rc
+  S_SECONDS=0
   clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -DHAK_PREFIXED_ONLY=1 -DHAK_VARIANT_NAME='"release"' \
     -fvisibility=hidden -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-free -I"$tree/src" \
     -I"$tree/include" "$tree"/src/*/*.c "$ROOT/fuzz/tsan_remote.c" -lpthread -o "$dir/tsan_remote" \
-    >"$dir/tsan-build.log" 2>&1 || { echo "build-failed"; return; }
+    >"$dir/tsan-build.log" 2>&1 || { S_RESULT=build-failed; return; }
   t0=$(now)
   TSAN_OPTIONS="halt_on_error=1 exitcode=66" "$dir/tsan_remote" --items 200000 >"$dir/tsan.log" 2>&1
   rc=$?
   S_SECONDS=$(since "$t0")
-  if [ $rc -eq 0 ]; then echo ok
-  elif grep -q 'ThreadSanitizer: data race' "$dir/tsan.log"; then echo "TSan:data-race"
-  else echo "failed:$rc"; fi
+  if [ $rc -eq 0 ]; then S_RESULT=ok
+  elif grep -q 'ThreadSanitizer: data race' "$dir/tsan.log"; then S_RESULT="TSan:data-race"
+  else S_RESULT="failed:$rc"; fi
 }
 
 build_tree() { # tree out
@@ -159,9 +160,9 @@ if [ $CONTROL = 1 ]; then
   fi
   echo "mutants: control ok (replay of seeds and regressions, ${F_EXECS} fuzz execs in ${F_SECONDS} s: no failure)"
   if grep -lq '^# stress: tsan_remote' "$ROOT"/verify/mutants/*.patch 2>/dev/null; then
-    s=$(stress_tsan "$BASE/tree" "$BASE")
-    if [ "$s" != ok ]; then
-      echo "mutants: CONTROL FAILED: tsan_remote on the unpatched tree: $s (log $BASE/tsan.log)"; exit 2
+    stress_tsan "$BASE/tree" "$BASE"
+    if [ "$S_RESULT" != ok ]; then
+      echo "mutants: CONTROL FAILED: tsan_remote on the unpatched tree: $S_RESULT (log $BASE/tsan.log)"; exit 2
     fi
     echo "mutants: control ok (tsan_remote: no race in ${S_SECONDS} s)"
   fi
@@ -196,7 +197,8 @@ for patch in "$ROOT"/verify/mutants/*.patch; do
       rep=$(replay "$dir/bin" "$dir")
       stress=""
       if [ -z "$F_CAUGHT" ] && [ "$rep" = ok ] && grep -q '^# stress: tsan_remote' "$patch"; then
-        stress=$(stress_tsan "$dir/tree" "$dir")
+        stress_tsan "$dir/tree" "$dir"
+        stress=$S_RESULT
       fi
       if [ -n "$F_CAUGHT" ]; then
         status=caught; by=$F_CAUGHT; secs=$F_SECONDS; harness=$F_HARNESS
