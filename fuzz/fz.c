@@ -288,6 +288,7 @@ int fz_leak_check(hk_verify_failure_t *f)
                    (unsigned long long)st.slabs_live, (unsigned long long)st.large_live);
     if (f) {
         f->backend = "hakmem";
+        f->op_index = HK_AT_END;
         snprintf(f->detail, sizeof f->detail, "leak.slabs");
     }
     return 1;

@@ -80,13 +80,15 @@ caught_by() {
 # replay BIN LOGDIR: every harness over seeds + regressions; prints "ok" or "<harness>:<check>".
 replay() {
   local bin=$1 dir=$2 h dirs
+  mkdir -p "$dir/crashes"
   for h in "${ALL[@]}"; do
     dirs=()
     for d in "$ROOT/corpus/$h" "$ROOT/corpus/regressions/$h"; do
       [ -n "$(find "$d" -maxdepth 1 -type f ! -name 'README*' ! -name '*.md' 2>/dev/null | head -1)" ] && dirs+=("$d")
     done
     [ ${#dirs[@]} -eq 0 ] && continue
-    if ! FUZZ_STATS=0 "$bin/$h" -runs=0 "${dirs[@]}" >"$dir/replay-$h.log" 2>&1; then
+    if ! FUZZ_STATS=0 "$bin/$h" -runs=0 -artifact_prefix="$dir/crashes/replay-$h-" "${dirs[@]}" \
+        >"$dir/replay-$h.log" 2>&1; then
       echo "$h:$(caught_by "$dir/replay-$h.log")"
       return
     fi
