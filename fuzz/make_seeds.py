@@ -234,6 +234,9 @@ def options_records():
         ("HAKMEM_TINY_TLS_CLASS_OVERRIDE", "C0:1:0"), ("HAKMEM_TINY_TLS_CLASS_OVERRIDE", "C0001:1"),
         ("HAKMEM_NOPE", "1"), ("HAKMEM_", "1"), ("", ""), ("HAKMEM_THP", ""), ("HAKMEM_MODE", "-"),
         ("HAKMEM_SUPERSLAB_REUSE", "8G"), ("HAKMEM_BIGCACHE", "2"),
+        # suffixes that would wrap to 0 in 64 bits (2^34 G, 2^44 M, 2^54 K): too large, not 0
+        ("HAKMEM_BIGCACHE_MAX_MB", "17179869184G"), ("HAKMEM_MADVISE_BATCH", "17592186044416M"),
+        ("HAKMEM_SUPERSLAB_REUSE", "18014398509481984k"), ("HAKMEM_TINY_CAP_PCT", "17179869184g"),
     ]
     for k, (n, v) in enumerate(valid + invalid):
         yield f"rec-{k:02d}", b"\0" + n.encode() + b"=" + v.encode()  # selector 0: a raw name
@@ -252,7 +255,8 @@ def dict_entries(kind):
                     names.add(line[8:line.index(",")])
         words = ["HAKMEM_" + n for n in sorted(names)] + sorted(names)
         words += ["HAKMEM_", "=", "true", "false", "yes", "no", "on", "off", "K", "M", "G", "KB", "MB", "-",
-                  "C0:", ":16", ",C", "65536", "65537", "9223372036854775807", "800", "801"]
+                  "C0:", ":16", ",C", "65536", "65537", "9223372036854775807", "800", "801",
+                  "17179869184", "17592186044416", "18014398509481984", "4294967296"]
         words += MODES + ["auto", "FREE", "DONTNEED", "OFF"]
         return [w.encode() for w in words]
     ents = [check(), free(0), usable(0), alloc(0, 1024), alloc(0, 0), thread(1), thread(0)]
