@@ -12,6 +12,7 @@ static _Atomic uint64_t hk_next_token = 2;
 static hk_lock_t hk_abandon_lock = HK_LOCK_INIT;
 static hk_slab_t *hk_abandoned[HK_NCLASSES];
 static _Atomic uint32_t hk_abandoned_count; /* slabs on the lists, for a lock-free "any?" */
+#define HK_ABANDONED_SWEEP_AT 64u
 static hk_heap_stats_t hk_exited_stats[HK_NCLASSES]; /* under hk_abandon_lock */
 
 
@@ -215,10 +216,13 @@ void hk_tcache_flush(hk_heap_t *h, unsigned cls) {
     hk_tcache_flush_n(h, cls, hk_tc_count(tc) - tc->cap / 2);
 }
 
-void hk_heap_collect(hk_heap_t *h) {
+/* Flushes this heap's caches and gives back its empty slabs. sweep: also drain every abandoned slab
+ * of exited threads and give back the empty ones (hak_collect; not at thread exit, where it would
+ * only steal slabs other threads are about to adopt). */
+static void hk_heap_collect_own(hk_heap_t *h, int sweep) {
     if (h->state == HK_HEAP_UNINIT) hk_heap_init(h);
     if (h->state != HK_HEAP_ACTIVE) return;
-    hk_abandoned_reclaim(h, UINT32_MAX);
+    if (sweep) hk_abandoned_reclaim(h, UINT32_MAX);
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c]));
         hk_slab_t *lists[3] = {h->cur[c], h->partial[c], h->full[c]};
@@ -233,9 +237,11 @@ void hk_heap_collect(hk_heap_t *h) {
     }
 }
 
+void hk_heap_collect(hk_heap_t *h) { hk_heap_collect_own(h, 1); }
+
 void hk_heap_teardown(hk_heap_t *h) {
     if (h->state != HK_HEAP_ACTIVE) return;
-    hk_heap_collect(h);
+    hk_heap_collect_own(h, 0);
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         while (h->cur[c]) hk_slab_abandon(h, h->cur[c]);
         while (h->partial[c]) hk_slab_abandon(h, h->partial[c]);
@@ -283,23 +289,42 @@ void *hk_tcache_refill(unsigned cls) {
     hk_tcache_t *tc = &h->tc[cls];
     if (tc->head) return hk_tcache_pop(h, cls); /* refilled by a reentrant call (thread registration) */
     hk_slab_t *s = h->cur[cls];
+    /* Blocks gathered so far: tc->head .. tail, `got` of them. A slab whose local list is short (the
+     * flushes of a thread that frees at random spread blocks over many slabs) does not end the
+     * refill: lists of further partial slabs are appended until half a batch is in hand. */
+    uint32_t got = 0, want = HK_MAX(h->batch[cls] / 2, 1u);
+    void *tail = NULL;
     for (;;) {
         if (s) {
             if (s->local_free) {
-                tc->head = s->local_free;
-                tc->room = (int32_t)tc->cap - (int32_t)s->local_count;
-                s->used += s->local_count;
-                h->cls_stats[cls].refill_blocks += s->local_count;
+                void *list = s->local_free;
+                uint32_t n = s->local_count;
+                s->used += n;
                 s->local_free = NULL;
                 s->local_count = 0;
-                break;
+                if (tail) hk_link_set(tail, list);
+                else tc->head = list;
+                got += n;
+                if (got >= want || h->partial[cls] == NULL || s->bump < s->end) break;
+                /* Going on: find this list's tail (its blocks are about to be used anyway). */
+                for (tail = list;;) {
+                    hk_harden_check_free_block(tail, cls);
+                    void *next = hk_link_get(tail);
+                    if (next == NULL) break;
+                    tail = next;
+                }
+                hk_list_remove(h, s);
+                hk_list_push(h, s, HK_LIST_FULL); /* nothing local, nothing uncarved */
+                s = NULL;
+                continue;
             }
             if (s->bump < s->end) {
-                uint32_t got;
-                tc->head = hk_slab_carve(s, h->batch[cls], &got);
-                tc->room = (int32_t)tc->cap - (int32_t)got;
-                s->used += got;
-                h->cls_stats[cls].refill_blocks += got;
+                uint32_t n;
+                void *list = hk_slab_carve(s, h->batch[cls], &n);
+                if (tail) hk_link_set(tail, list);
+                else tc->head = list;
+                got += n;
+                s->used += n;
                 break;
             }
             if (hk_slab_drain(h, s)) continue;
@@ -321,12 +346,18 @@ void *hk_tcache_refill(unsigned cls) {
                 break;
             }
         }
-        if (s == NULL && atomic_load_explicit(&hk_abandoned_count, memory_order_relaxed) > 0) hk_abandoned_reclaim(h, 8);
+        /* Many abandoned slabs waiting: give back a few that became empty (frees from threads
+         * without a live heap cannot adopt them). Rare; adoption below is the common way back. */
+        if (s == NULL && atomic_load_explicit(&hk_abandoned_count, memory_order_relaxed) > HK_ABANDONED_SWEEP_AT)
+            hk_abandoned_reclaim(h, 8);
         if (s == NULL && (s = hk_slab_adopt(h, cls)) != NULL) {
             hk_slab_drain(h, s);
         } else if (s == NULL) {
             s = hk_ss_slab_new((int)cls, h->token);
-            if (s == NULL) return NULL;
+            if (s == NULL) {
+                if (got) break; /* out of memory, but blocks are in hand */
+                return NULL;
+            }
             h->cls_stats[cls].slabs_new++;
         } else {
             hk_list_remove(h, s);
@@ -334,6 +365,8 @@ void *hk_tcache_refill(unsigned cls) {
         hk_list_push(h, s, HK_LIST_CUR);
     }
     h->cls_stats[cls].refills++;
+    h->cls_stats[cls].refill_blocks += got;
+    tc->room = (int32_t)tc->cap - (int32_t)got;
     return hk_tcache_pop(h, cls);
 }
 
