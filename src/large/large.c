@@ -80,18 +80,21 @@ static void hk_tab_remove_locked(hk_large_entry_t *e) {
     hk_tab_live--;
 }
 
-/* Takes the cached mapping that best fits `need` bytes (within a factor 2 either way), resized to
- * exactly `need`. Returns its base or NULL. Called without the lock held; takes it. */
-static void *hk_bigcache_take(size_t need) {
+/* Takes the cached mapping that best fits `need` bytes: the smallest one at least as large (up to
+ * twice), else the largest one at least half as large (grown with mremap, which keeps its pages).
+ * Excess beyond half of `need` is unmapped; up to that it stays with the block (its pages are
+ * resident already: trimming them would only fault them in again at the next larger request).
+ * Returns the base and the mapping size through *size, or NULL. Takes the lock. */
+static void *hk_bigcache_take(size_t need, size_t *size) {
     if (HK_KNOB(bigcache_entries) == 0) return NULL;
     hk_lock(&hk_large_lock);
     int best = -1;
-    size_t best_diff = SIZE_MAX;
     for (int i = 0; i < hk_bigcache_n; i++) {
         size_t s = hk_bigcache[i].map_size;
         if (s > need * 2 || s < need / 2) continue;
-        size_t diff = s > need ? s - need : (need - s) * 2; /* growing costs page faults: prefer shrinking */
-        if (diff < best_diff) best_diff = diff, best = i;
+        if (best < 0) { best = i; continue; }
+        size_t b = hk_bigcache[best].map_size;
+        if (s >= need ? (b < need || s < b) : (b < need && s > b)) best = i;
     }
     hk_large_entry_t e = {0, 0, 0};
     if (best >= 0) {
@@ -103,14 +106,19 @@ static void *hk_bigcache_take(size_t need) {
     hk_unlock(&hk_large_lock);
     if (best < 0) return NULL;
     char *base = (char *)e.base;
+    size_t keep = e.map_size;
     if (HAK_HARDENED) hk_os_protect(base, e.map_size, 1); /* cached blocks are inaccessible */
-    if (e.map_size > need) {
-        hk_os_unmap(base + need, e.map_size - need);
+    size_t most = HK_ALIGN_UP(need + need / 2, (size_t)HK_PAGE);
+    if (e.map_size > most) {
+        hk_os_unmap(base + most, e.map_size - most);
+        keep = most;
     } else if (e.map_size < need) {
         void *q = hk_os_remap(base, e.map_size, need, 1);
         if (q == NULL) { hk_os_unmap(base, e.map_size); return NULL; }
         base = q;
+        keep = need;
     }
+    *size = keep;
     return base;
 }
 
@@ -143,7 +151,7 @@ void *hk_large_alloc(size_t size, size_t align, int *fresh) {
     char *base = NULL, *p;
     size_t map_size = need;
     *fresh = 1;
-    if (align == HK_PAGE && (base = hk_bigcache_take(need)) != NULL) {
+    if (align == HK_PAGE && (base = hk_bigcache_take(need, &map_size)) != NULL) {
         *fresh = 0;
         HK_LCNT(bigcache_hits, 1);
         p = base;
