@@ -17,8 +17,15 @@ BENCH_ARGS ?= --modes minimal,balanced,tight,lean --variants
 
 all: build
 
-deps-%:
-	@tools/deps.sh $*
+# Explicit rules: make skips pattern rules for .PHONY targets.
+deps-build:
+	@tools/deps.sh build
+deps-test:
+	@tools/deps.sh test
+deps-bench:
+	@tools/deps.sh bench
+deps-verify:
+	@tools/deps.sh verify
 
 build: deps-build
 	@cmake --preset release >/dev/null
