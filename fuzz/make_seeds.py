@@ -288,7 +288,7 @@ def main():
         "fuzz_tiny": [(n, bytes([m]) + p) for n, p in tiny_programs() for m in range(8)],
         "fuzz_mixed": [(n, bytes([m]) + p) for n, p in mixed_programs() for m in range(8)],
         "fuzz_mt": [(n, bytes([m]) + p) for n, p in mt_programs() for m in range(8)],
-        "fuzz_modes": [(n, bytes([m]) + p) for n, p in modes_programs() for m in (1, 2, 6)],
+        "fuzz_modes": [(n, bytes([m]) + p) for n, p in modes_programs() for m in range(8)],
         "fuzz_options": list(options_records()),
     }
     for h, seeds in sets.items():
