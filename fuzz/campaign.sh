@@ -6,8 +6,9 @@
 #
 # FILE gets tab-separated rows (no header):
 #   harness  mode  execs  execs_per_s  crashes  status
-# mode: the HAKMEM_MODE the inputs ran in (the input's first byte picks it), or "none" for fuzz_options;
-# execs_per_s: that mode's share of the harness's run (execs / seconds of the whole run);
+# mode: the HAKMEM_MODE the inputs ran in (the input's first byte picks it), "none" for fuzz_options,
+# and one "all" row per harness (its total); execs_per_s: the row's execs / seconds of the whole run
+# (for a mode: its share of the harness's speed; for "all": the harness's speed);
 # status: ok | crash (the crashing input is in build/fuzz/crashes/<harness>/, the log in
 # build/fuzz/logs/<harness>.log, the replay command printed on stdout) | build-failed.
 # A crash stops that harness (libFuzzer stops at the first crash): its row names the crashing input's
