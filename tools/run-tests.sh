@@ -20,7 +20,11 @@ for p in "${presets[@]}"; do
   [ "$p" = release ] || args+=(-LE '^mode$')
   echo "== preset $p: ctest ${args[*]:2}"
   out=$(ctest "${args[@]}" 2>&1); rc=$?
+  printf '%s\n' "$out" > "build/$p/ctest-output.log"
   echo "$out" | grep -E '^ *[0-9]+/[0-9]+ Test' | grep -v ' Passed' || true
+  # The output of each failed test (ctest --output-on-failure prints it after the test's line).
+  echo "$out" | awk '/^ *[0-9]+\/[0-9]+ Test .*(\*\*\*|Failed|Exception)/{p=1; print; next}
+                     /^ *[0-9]+\/[0-9]+ Test|^ *Start +[0-9]+:/{p=0} p' | head -200
   summary=$(echo "$out" | grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' | tail -1)
   echo "$out" | sed -n '/The following tests FAILED/,$p'
   echo "== preset $p: ${summary:-no summary (ctest exit $rc)}"

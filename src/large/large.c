@@ -14,6 +14,8 @@ typedef struct hk_large_entry {
     uintptr_t ptr;  /* user pointer (page-aligned); 0 = empty; a tombstone keeps the freed pointer | 1 */
     uintptr_t base; /* mapping start */
     size_t map_size;
+    size_t usable;  /* what malloc_usable_size reports: the page-rounded request (the mapping may be
+                     * larger when a cached block was reused: usable sizes depend only on the request) */
 } hk_large_entry_t;
 
 #define HK_EMPTY 0u
@@ -65,12 +67,12 @@ static hk_large_entry_t *hk_tab_find_locked(uintptr_t p) {
     return NULL;
 }
 
-static int hk_tab_insert_locked(uintptr_t p, uintptr_t base, size_t map_size) {
+static int hk_tab_insert_locked(uintptr_t p, uintptr_t base, size_t map_size, size_t usable) {
     if ((hk_tab_used + 1) * 2 > hk_tab_cap && hk_tab_grow_locked() != 0) return -1;
     size_t j = hk_hash(p, hk_tab_cap);
     while (hk_live(hk_tab[j].ptr)) j = (j + 1) & (hk_tab_cap - 1);
     if (hk_tab[j].ptr == HK_EMPTY) hk_tab_used++;
-    hk_tab[j] = (hk_large_entry_t){p, base, map_size};
+    hk_tab[j] = (hk_large_entry_t){p, base, map_size, usable};
     hk_tab_live++;
     return 0;
 }
@@ -96,7 +98,7 @@ static void *hk_bigcache_take(size_t need, size_t *size) {
         size_t b = hk_bigcache[best].map_size;
         if (s >= need ? (b < need || s < b) : (b < need && s > b)) best = i;
     }
-    hk_large_entry_t e = {0, 0, 0};
+    hk_large_entry_t e = {0, 0, 0, 0};
     if (best >= 0) {
         e = hk_bigcache[best];
         hk_bigcache[best] = hk_bigcache[--hk_bigcache_n];
@@ -136,7 +138,7 @@ static int hk_bigcache_put_locked(uintptr_t base, size_t size, hk_large_entry_t 
         memmove(&hk_bigcache[0], &hk_bigcache[1], (size_t)(--hk_bigcache_n) * sizeof hk_bigcache[0]);
     }
     if (hk_bigcache_n >= max_n || hk_bigcache_bytes + size > max_bytes) return 0;
-    hk_bigcache[hk_bigcache_n++] = (hk_large_entry_t){base, base, size};
+    hk_bigcache[hk_bigcache_n++] = (hk_large_entry_t){base, base, size, size};
     hk_bigcache_bytes += size;
     atomic_store_explicit(&hk_large_counters.bigcache_entries, (uint64_t)hk_bigcache_n, memory_order_relaxed);
     return 1;
@@ -164,7 +166,7 @@ void *hk_large_alloc(size_t size, size_t align, int *fresh) {
         if (need >= HK_SS_SIZE) hk_os_advise_thp(base, need, thp);
     }
     hk_lock(&hk_large_lock);
-    int rc = hk_tab_insert_locked((uintptr_t)p, (uintptr_t)base, map_size);
+    int rc = hk_tab_insert_locked((uintptr_t)p, (uintptr_t)base, map_size, need); /* p == base: need <= map_size */
     hk_unlock(&hk_large_lock);
     if (rc != 0) { hk_os_unmap(base, map_size); errno = ENOMEM; return NULL; }
     HK_LCNT(live, 1);
@@ -200,7 +202,7 @@ int hk_large_free(void *ptr) {
 size_t hk_large_usable(const void *ptr) {
     hk_lock(&hk_large_lock);
     hk_large_entry_t *e = hk_tab_find_locked((uintptr_t)ptr);
-    size_t r = e ? e->map_size - (e->ptr - e->base) : 0;
+    size_t r = e ? e->usable : 0;
     hk_unlock(&hk_large_lock);
     return r;
 }
@@ -213,15 +215,20 @@ void *hk_large_realloc(void *ptr, size_t size) {
     if (e == NULL) { hk_unlock(&hk_large_lock); return NULL; }
     hk_large_entry_t copy = *e;
     if (copy.base != copy.ptr) { hk_unlock(&hk_large_lock); errno = EINVAL; return NULL; } /* caller copies */
-    if (need == copy.map_size) { hk_unlock(&hk_large_lock); return ptr; }
+    if (need <= copy.map_size && need >= copy.map_size / 2) {
+        /* fits the mapping: no syscall, the usable size follows the request */
+        e->usable = need;
+        hk_unlock(&hk_large_lock);
+        return ptr;
+    }
     /* Remove first: while the lock is dropped for mremap nobody may find the old entry. */
     hk_tab_remove_locked(e);
     hk_unlock(&hk_large_lock);
     void *q = hk_os_remap((void *)copy.base, copy.map_size, need, 1);
     hk_lock(&hk_large_lock);
     int rc;
-    if (q == NULL) rc = hk_tab_insert_locked(copy.ptr, copy.base, copy.map_size);
-    else rc = hk_tab_insert_locked((uintptr_t)q, (uintptr_t)q, need);
+    if (q == NULL) rc = hk_tab_insert_locked(copy.ptr, copy.base, copy.map_size, copy.usable);
+    else rc = hk_tab_insert_locked((uintptr_t)q, (uintptr_t)q, need, need);
     hk_unlock(&hk_large_lock);
     if (q != NULL && q != ptr) {
         hk_lock(&hk_large_lock);
