@@ -33,7 +33,7 @@ build: deps-build
 	@echo "built: build/release/libhakmem.so (LD_PRELOAD it), build/release/libhakmem.a"
 
 test: deps-test
-	@HAKMEM_JOBS=$(JOBS) tools/run-tests.sh
+	@HAK_TEST_JOBS=$(JOBS) tools/run-tests.sh
 
 verify: deps-verify
 	@python3 tools/hakmem-verify $(VERIFY_ARGS)

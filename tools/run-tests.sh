@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 presets=("$@")
 [ ${#presets[@]} -eq 0 ] && presets=(release hardened debug asan tsan)
-jobs=${HAKMEM_JOBS:-$(nproc)}
+jobs=${HAK_TEST_JOBS:-$(nproc)}
 total_pass=0; total_fail=0; failed_presets=()
 
 for p in "${presets[@]}"; do
