@@ -80,6 +80,7 @@ typedef struct hak_debug_stats {
     uint64_t refills, flushes, remote_frees, remote_drains;
     uint64_t slabs_abandoned, slabs_adopted;
     uint64_t lean_decommit, lean_retire;
+    uint64_t bigcache_bytes;     /* mapped bytes held by the BigCache (bounded by its budget) */
 } hak_debug_stats_t;
 HAK_API void hak_debug_stats(hak_debug_stats_t *out);
 

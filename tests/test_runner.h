@@ -7,7 +7,7 @@
  * cr_assert ends the test, a failed cr_expect marks it failed and continues, and the program ends
  * with criterion's "Synthesis:" line and a non-zero exit status if anything failed. Only the subset of
  * the criterion API the tests use is provided: Test(), cr_assert, cr_expect, cr_assert_fail,
- * cr_assert_not_null, cr_assert_str_eq. Options: --filter=SUITE/NAME (exact or SUITE/ *), others
+ * cr_assert_not_null, cr_assert_str_eq, cr_expect_str_eq, cr_assert_{eq,neq,gt,geq,lt,leq}. Options: --filter=SUITE/NAME (exact or SUITE/ *), others
  * accepted and ignored.
  */
 #ifndef HAK_TESTS_TEST_RUNNER_H
@@ -77,6 +77,14 @@ static void ht_fail(int fatal, const char *file, int line, const char *expr, con
 #define cr_assert_not_null(...) HT_NN_(1, __VA_ARGS__, "")
 #define cr_assert_str_eq(...) HT_STREQ_(1, __VA_ARGS__, "")
 #define cr_assert_fail(...) ht_fail(1, __FILE__, __LINE__, "", __VA_ARGS__, "")
+#define HT_CMP_(fatal, op, a, b, ...) HT_CHECK_(fatal, (a) op (b), #a " " #op " " #b, __VA_ARGS__)
+#define cr_assert_eq(...) HT_CMP_(1, ==, __VA_ARGS__, "")
+#define cr_assert_neq(...) HT_CMP_(1, !=, __VA_ARGS__, "")
+#define cr_assert_gt(...) HT_CMP_(1, >, __VA_ARGS__, "")
+#define cr_assert_geq(...) HT_CMP_(1, >=, __VA_ARGS__, "")
+#define cr_assert_lt(...) HT_CMP_(1, <, __VA_ARGS__, "")
+#define cr_assert_leq(...) HT_CMP_(1, <=, __VA_ARGS__, "")
+#define cr_expect_str_eq(...) HT_STREQ_(0, __VA_ARGS__, "")
 
 static int ht_selected(const char *filter, const ht_test_t *t) {
     if (filter == NULL) return 1;

@@ -235,6 +235,7 @@ void hak_debug_stats(hak_debug_stats_t *out) {
     out->bigcache_hits = LD(hk_large_counters.bigcache_hits);
     out->bigcache_misses = LD(hk_large_counters.bigcache_misses);
     out->bigcache_entries = LD(hk_large_counters.bigcache_entries);
+    out->bigcache_bytes = LD(hk_large_counters.bigcache_bytes);
     out->lean_decommit = LD(hk_ss_counters.lean_decommit);
     out->lean_retire = LD(hk_ss_counters.lean_retire);
 #undef LD

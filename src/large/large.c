@@ -104,6 +104,7 @@ static void *hk_bigcache_take(size_t need, size_t *size) {
         hk_bigcache[best] = hk_bigcache[--hk_bigcache_n];
         hk_bigcache_bytes -= e.map_size;
         atomic_store_explicit(&hk_large_counters.bigcache_entries, (uint64_t)hk_bigcache_n, memory_order_relaxed);
+        atomic_store_explicit(&hk_large_counters.bigcache_bytes, (uint64_t)hk_bigcache_bytes, memory_order_relaxed);
     }
     hk_unlock(&hk_large_lock);
     if (best < 0) return NULL;
@@ -141,6 +142,7 @@ static int hk_bigcache_put_locked(uintptr_t base, size_t size, hk_large_entry_t 
     hk_bigcache[hk_bigcache_n++] = (hk_large_entry_t){base, base, size, size};
     hk_bigcache_bytes += size;
     atomic_store_explicit(&hk_large_counters.bigcache_entries, (uint64_t)hk_bigcache_n, memory_order_relaxed);
+    atomic_store_explicit(&hk_large_counters.bigcache_bytes, (uint64_t)hk_bigcache_bytes, memory_order_relaxed);
     return 1;
 }
 
@@ -276,6 +278,7 @@ void hk_large_trim(void) {
     hk_bigcache_n = 0;
     hk_bigcache_bytes = 0;
     atomic_store_explicit(&hk_large_counters.bigcache_entries, 0, memory_order_relaxed);
+    atomic_store_explicit(&hk_large_counters.bigcache_bytes, 0, memory_order_relaxed);
     hk_unlock(&hk_large_lock);
     for (int i = 0; i < n; i++) hk_os_unmap((void *)all[i].base, all[i].map_size);
 }

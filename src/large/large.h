@@ -28,7 +28,7 @@ HK_HIDDEN void hk_large_unlock_all(void);
 HK_HIDDEN void hk_large_reset_locks(void);
 
 typedef struct hk_large_counters {
-    _Atomic uint64_t live, bigcache_hits, bigcache_misses, bigcache_entries, allocs, frees;
+    _Atomic uint64_t live, bigcache_hits, bigcache_misses, bigcache_entries, bigcache_bytes, allocs, frees;
 } hk_large_counters_t;
 extern HK_HIDDEN hk_large_counters_t hk_large_counters;
 

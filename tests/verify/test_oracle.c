@@ -1,7 +1,7 @@
 /* The glibc oracle: hakmem agrees with glibc on programs that probe the documented corner cases; a
  * fake allocator that differs from glibc in what a caller can see is caught as oracle.null /
  * oracle.errno; the fuzz entry point runs clean on random inputs. */
-#include <criterion/criterion.h>
+#include "test_runner.h" /* criterion, or its compatible runner under TSan */
 #include <errno.h>
 #include <string.h>
 
