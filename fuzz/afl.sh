@@ -34,7 +34,9 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$H" ] || { echo "usage: fuzz/afl.sh [--jobs N] [--seconds S] HARNESS" >&2; exit 2; }
 BIN=$ROOT/build/fuzz/afl-$VARIANT
-"$ROOT/fuzz/build.sh" --afl --variant "$VARIANT" --only "$H" --out "$BIN" >/dev/null
+mkdir -p "$ROOT/build/fuzz/logs"
+"$ROOT/fuzz/build.sh" --afl --variant "$VARIANT" --only "$H" --out "$BIN" >"$ROOT/build/fuzz/logs/afl-build.log" 2>&1 ||
+  { echo "afl.sh: build failed (build/fuzz/logs/afl-build.log)"; tail -20 "$ROOT/build/fuzz/logs/afl-build.log"; exit 2; }
 [ -n "$OUTDIR" ] || OUTDIR=$ROOT/build/fuzz/afl-out/$H
 mkdir -p "$OUTDIR"
 export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1
