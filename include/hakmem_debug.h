@@ -59,6 +59,9 @@ HAK_API int hak_debug_check_heap(hak_check_report_t *rep);
 
 /* Number of blocks in the calling thread's cache for a class. */
 HAK_API size_t hak_debug_tls_count(int cls);
+/* The calling thread's current cap for a class (the cache holds at most this many blocks after
+ * every free). */
+HAK_API size_t hak_debug_tls_cap(int cls);
 /* Address of the first node of the calling thread's cache for a class (NULL if empty). */
 HAK_API void *hak_debug_tls_head(int cls);
 

@@ -193,6 +193,9 @@ int hak_debug_check_heap(hak_check_report_t *rep) {
 size_t hak_debug_tls_count(int cls) {
     return (cls >= 0 && cls < HK_NCLASSES && hk_tls_heap.state == HK_HEAP_ACTIVE) ? hk_tc_count(&hk_tls_heap.tc[cls]) : 0;
 }
+size_t hak_debug_tls_cap(int cls) {
+    return (cls >= 0 && cls < HK_NCLASSES && hk_tls_heap.state == HK_HEAP_ACTIVE) ? hk_tls_heap.tc[cls].cap : 0;
+}
 void *hak_debug_tls_head(int cls) { return (cls >= 0 && cls < HK_NCLASSES) ? hk_tls_heap.tc[cls].head : NULL; }
 
 int hak_debug_set_option(const char *name, const char *value) {
