@@ -90,6 +90,16 @@ static int save_prog(const hk_rprog_t *rp, const char *out, const char *comment)
     return 0;
 }
 
+/* Loads a trace or op program, or prints why not (with the byte offset for a corrupt trace). */
+static int load_or_say(hk_rprog_t *rp, const char *path, int flag)
+{
+    char err[512];
+    if (hk_rprog_load(rp, path, flag, err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "hakmem-trace: %s\n", err);
+    return -1;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
     if (argc < 1)
@@ -157,12 +167,9 @@ static int cmd_stat(int argc, char **argv)
 {
     if (argc < 1)
         return usage();
-    char err[512];
     hk_rprog_t rp;
-    if (hk_rprog_load(&rp, argv[0], 1, err, sizeof err) != 0) {
-        fprintf(stderr, "hakmem-trace: %s\n", err);
+    if (load_or_say(&rp, argv[0], 1) != 0)
         return 2;
-    }
     uint64_t kind[HK_OP_KIND_COUNT] = {0}, size_bucket[66] = {0}, path[4] = {0};
     uint64_t *per_thread = calloc(rp.nthreads ? rp.nthreads : 1, sizeof *per_thread);
     uint64_t sets_ctl = 0;
@@ -234,12 +241,9 @@ static int cmd_to_corpus(int argc, char **argv)
 {
     if (argc < 2)
         return usage();
-    char err[512];
     hk_rprog_t rp;
-    if (hk_rprog_load(&rp, argv[0], 0, err, sizeof err) != 0) {
-        fprintf(stderr, "hakmem-trace: %s\n", err);
+    if (load_or_say(&rp, argv[0], 0) != 0)
         return 2;
-    }
     char comment[512];
     snprintf(comment, sizeof comment, "# converted from %s by hakmem-trace to-corpus: %zu ops, %u threads\n%s%s%s", argv[0],
              rp.prog.n, rp.nthreads, rp.expect[0] ? "# recorded outcome: " : "", rp.expect, rp.expect[0] ? "\n" : "");
@@ -283,12 +287,9 @@ static int cmd_minimize(int argc, char **argv)
         else if (parse_replay_opt(argv[i], &mo.replay) != 0)
             return usage();
     }
-    char err[512];
     hk_rprog_t rp;
-    if (hk_rprog_load(&rp, argv[0], 1, err, sizeof err) != 0) {
-        fprintf(stderr, "hakmem-trace: %s\n", err);
+    if (load_or_say(&rp, argv[0], 1) != 0)
         return 2;
-    }
     if (!mo.target && rp.expect[0])
         mo.target = rp.expect;
     size_t before = rp.prog.n, tests = 0;
@@ -317,12 +318,9 @@ static int cmd_to_c(int argc, char **argv)
 {
     if (argc < 2)
         return usage();
-    char err[512];
     hk_rprog_t rp;
-    if (hk_rprog_load(&rp, argv[0], 1, err, sizeof err) != 0) {
-        fprintf(stderr, "hakmem-trace: %s\n", err);
+    if (load_or_say(&rp, argv[0], 1) != 0)
         return 2;
-    }
     FILE *f = strcmp(argv[1], "-") == 0 ? stdout : fopen(argv[1], "w");
     if (!f) {
         fprintf(stderr, "hakmem-trace: %s: %s\n", argv[1], strerror(errno));
