@@ -94,11 +94,31 @@ static void hk_abandoned_push_locked(hk_slab_t *s) {
     atomic_fetch_add_explicit(&hk_abandoned_count, 1, memory_order_relaxed);
 }
 
+static void hk_abandoned_unlink_locked(hk_heap_t *h, hk_slab_t *s);
+
+/* The abandoning side of a handshake with hk_free_remote. A free that still saw the old owner may
+ * push to the remote stack after the owner's last drain; then no later free need come to adopt the
+ * slab. So: the owner is stored as none with a seq_cst store, then the remote stack is loaded
+ * (seq_cst); the freeing side does its CAS, then loads the owner (both seq_cst). One of the two sees
+ * the other: either the freer finds no owner and adopts, or blocks are found here and drained (the
+ * lock keeps adopters out meanwhile), and an emptied slab is given back. Lock held. */
+static void hk_abandoned_settle_locked(hk_heap_t *h, hk_slab_t *s) {
+    atomic_store_explicit(&hk_ss_of((uintptr_t)s)->unit_owner[s->first_unit], HK_OWNER_NONE, memory_order_seq_cst);
+    if (atomic_load_explicit(&s->remote, memory_order_seq_cst) == 0) return;
+    hk_slab_drain(h, s);
+    if (s->used == 0) {
+        hk_abandoned_unlink_locked(h, s);
+        h->cls_stats[s->cls].slabs_released++;
+        hk_ss_slab_release(s);
+    }
+}
+
 static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
     hk_list_remove(h, s);
     h->cls_stats[s->cls].abandoned++;
     hk_lock(&hk_abandon_lock);
     hk_abandoned_push_locked(s);
+    hk_abandoned_settle_locked(h, s);
     hk_unlock(&hk_abandon_lock);
 }
 
@@ -152,6 +172,7 @@ static void hk_abandoned_reclaim(hk_heap_t *h, unsigned budget) {
                  * happens outside the lock (a freeing thread reads s->list under it). */
                 hk_lock(&hk_abandon_lock);
                 hk_abandoned_push_locked(s);
+                hk_abandoned_settle_locked(h, s);
                 hk_unlock(&hk_abandon_lock);
             }
         }
@@ -371,36 +392,47 @@ void *hk_tcache_refill(unsigned cls) {
 }
 
 /* ---- remote frees ---------------------------------------------------------------------------- */
+/* Makes h the owner of an abandoned slab (drained, on h's lists). Returns 0 if someone else got it. */
+static int hk_slab_try_adopt(hk_heap_t *h, hk_slab_t *s) {
+    if (h->state == HK_HEAP_UNINIT) hk_heap_init(h);
+    int mine = 0;
+    hk_lock(&hk_abandon_lock);
+    /* Owner re-checked under the lock: it leaves NONE only under this lock, so while it is NONE
+     * nobody writes s->list outside it. */
+    if (hk_slab_owner(s) == HK_OWNER_NONE && s->list == HK_LIST_ABANDONED) {
+        hk_abandoned_unlink_locked(h, s);
+        mine = 1;
+    }
+    hk_unlock(&hk_abandon_lock);
+    if (!mine) return 0;
+    h->cls_stats[s->cls].adopted++;
+    hk_slab_drain(h, s);
+    hk_list_push(h, s, s->local_free ? HK_LIST_PARTIAL : HK_LIST_FULL);
+    return 1;
+}
+
 void hk_free_remote(hk_slab_t *s, void *p) {
     if (HK_HARDEN(HK_H_INVALID) && HAK_UNLIKELY(s->capacity == 0)) hk_report(HK_FAULT_INVALID_FREE, p, -1);
     hk_heap_t *h = &hk_tls_heap;
-    if (HAK_UNLIKELY(hk_slab_owner(s) == HK_OWNER_NONE) && h->state != HK_HEAP_DEAD) {
-        if (h->state == HK_HEAP_UNINIT) hk_heap_init(h);
-        /* Reclaim on free: a block of an abandoned slab makes this thread the slab's owner, so the
-         * memory of exited threads comes back to a live heap instead of waiting on a remote stack. */
-        int mine = 0;
-        hk_lock(&hk_abandon_lock);
-        /* Owner re-checked under the lock: it leaves NONE only under this lock, so while it is NONE
-         * nobody writes s->list outside it. */
-        if (hk_slab_owner(s) == HK_OWNER_NONE && s->list == HK_LIST_ABANDONED) {
-            hk_abandoned_unlink_locked(h, s);
-            mine = 1;
-        }
-        hk_unlock(&hk_abandon_lock);
-        if (mine) {
-            h->cls_stats[s->cls].adopted++;
-            hk_slab_drain(h, s);
-            hk_list_push(h, s, s->local_free ? HK_LIST_PARTIAL : HK_LIST_FULL);
-            hk_tcache_push(h, s->cls, p); /* the hardened free checks already ran */
-            return;
-        }
+    /* Reclaim on free: a block of an abandoned slab makes this thread the slab's owner, so the
+     * memory of exited threads comes back to a live heap instead of waiting on a remote stack. */
+    if (HAK_UNLIKELY(hk_slab_owner(s) == HK_OWNER_NONE) && h->state != HK_HEAP_DEAD && hk_slab_try_adopt(h, s)) {
+        hk_tcache_push(h, s->cls, p); /* the hardened free checks already ran */
+        return;
     }
     uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
     do {
         hk_link_set(p, (void *)old);
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)p, memory_order_release,
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)p, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    hk_tls_heap.cls_stats[s->cls].remote_frees++;
+    h->cls_stats[s->cls].remote_frees++;
+    /* The freeing side of the handshake in hk_abandoned_settle_locked: if the owner left while this
+     * block was being pushed, nobody may drain it: adopt the slab (which drains it). On x86 the CAS is
+     * already a full barrier and the load a plain move. */
+    if (HAK_UNLIKELY(atomic_load_explicit(&hk_ss_of((uintptr_t)s)->unit_owner[s->first_unit], memory_order_seq_cst) ==
+                     HK_OWNER_NONE) &&
+        h->state != HK_HEAP_DEAD)
+        (void)hk_slab_try_adopt(h, s);
 }
 
 /* ---- fork ---------------------------------------------------------------------------------------- */
