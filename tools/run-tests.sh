@@ -26,6 +26,20 @@ for p in "${presets[@]}"; do
   echo "$out" | awk '/^ *[0-9]+\/[0-9]+ Test .*(\*\*\*|Failed|Exception)/{p=1; print; next}
                      /^ *[0-9]+\/[0-9]+ Test|^ *Start +[0-9]+:/{p=0} p' | head -200
   summary=$(echo "$out" | grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' | tail -1)
+  if [ $rc -ne 0 ] && [[ $summary =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+    # One rerun of the failed tests: a test that passes then is reported as flaky (named below and in
+    # the preset's line), not hidden; one that fails twice counts as failed.
+    first=$(echo "$out" | sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (.*/\1/p' | tr '\n' ' ')
+    rer=$(ctest --preset "$p" --rerun-failed --output-on-failure 2>&1)
+    printf '%s\n' "$rer" >> "build/$p/ctest-output.log"
+    still=$(echo "$rer" | sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (.*/\1/p' | tr '\n' ' ')
+    flaky=""
+    for t in $first; do case " $still " in *" $t "*) ;; *) flaky="$flaky $t" ;; esac; done
+    [ -n "$flaky" ] && echo "== preset $p: FLAKY (failed, then passed on rerun):$flaky"
+    n=${BASH_REMATCH[2]}
+    f=$(echo "$still" | wc -w)
+    summary="$(( (n - f) * 100 / n ))% tests passed, $f tests failed out of $n (after one rerun of the failed tests)"
+  fi
   echo "$out" | sed -n '/The following tests FAILED/,$p'
   echo "== preset $p: ${summary:-no summary (ctest exit $rc)}"
   if [[ $summary =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
