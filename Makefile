@@ -11,7 +11,7 @@
 JOBS   ?= $(shell nproc)
 PREFIX ?= /usr/local
 # make bench: every peer, plus hakmem's other modes and the hardened variant as extra columns.
-BENCH_ARGS ?= --modes minimal,balanced,tight,lean --variants
+BENCH_ARGS ?= --modes minimal,balanced,tight,lean --variants --trace
 
 .PHONY: all build test verify bench stress install clean deps-build deps-test deps-bench deps-verify
 

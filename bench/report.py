@@ -66,6 +66,7 @@ def main():
     cols = order + [m for m in missing if m not in order]
     header = ["workload", "figure"] + cols
     rows = []
+    costs = {}  # hakmem variant/mode column -> time ratios against the hakmem column, per workload
     n_fail = 0
     for wl in workloads:
         metric = metric_of.get(wl, "mops")
@@ -81,6 +82,8 @@ def main():
         r_val = [wl, label + (" (higher is better)" if higher else " (lower is better)")]
         r_rat = ["", "speed vs mimalloc (>1 = faster)"]
         r_rss = ["", "peak RSS, MiB (median)"]
+        r_cost = ["", "time vs hakmem (<1.15 = within 15%)"]
+        own = med.get("hakmem")
         for al in cols:
             if al in missing:
                 na = "n/a (install %s)" % missing[al]
@@ -105,9 +108,15 @@ def main():
                 r_rat.append("%.2fx" % ratio)
             else:
                 r_rat.append("n/a")
+            if own and al.startswith("hakmem") and al != "hakmem":
+                cost = own / med[al] if higher else med[al] / own
+                r_cost.append("%.2fx" % cost)
+                costs.setdefault(al, []).append(cost)
+            else:
+                r_cost.append("")
             k = rss.get((wl, al))
             r_rss.append("%.1f" % (statistics.median(k) / 1024.0) if k else "-")
-        rows += [r_val, r_rat, r_rss]
+        rows += [r_val, r_rat] + ([r_cost] if any(r_cost[2:]) else []) + [r_rss]
 
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
 
@@ -122,6 +131,15 @@ def main():
     out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     out += [line(r) for r in rows]
     out.append("")
+    if costs:
+        out.append("Time against the hakmem column (median time ratio of each workload; then the median and the "
+                   "largest over the workloads):")
+        for al in cols:
+            if al in costs:
+                c = costs[al]
+                out.append("- %s: median %.2fx, max %.2fx (%s)" % (al, statistics.median(c), max(c), ", ".join(
+                    "%s %.2fx" % (w, x) for w, x in zip([w for w in workloads if (w, al) in vals and (w, "hakmem") in vals], c))))
+        out.append("")
     out.append("Medians over interleaved runs; ±x% is half the min-max range relative to the median. "
                "Compare only within one report: the machine is shared and noise is 10-30%.")
     if n_fail:

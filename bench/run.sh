@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # bench/run.sh — hakmem against glibc, mimalloc, jemalloc and tcmalloc, side by side.
 #
-# usage: bench/run.sh [--quick] [--runs N] [--modes m1,m2,...] [--variants] [--only w1,...] [--no-build]
+# usage: bench/run.sh [--quick] [--runs N] [--modes m1,m2,...] [--variants] [--trace] [--only w1,...] [--no-build]
 #   --quick      3 runs and shorter timed workloads (default: 5 runs)
 #   --runs N     repetitions (every allocator runs once per workload per repetition)
 #   --modes L    also run hakmem once per HAKMEM_MODE in L, as columns hakmem:<mode>
 #   --variants   also run build/hardened/libhakmem-hardened.so, as column hakmem-hardened
+#   --trace      also run hakmem with op recording on: hakmem:ring (HAKMEM_TRACE_RING=4096, or
+#                BENCH_RING=N: each thread keeps its last N ops in memory) and hakmem:trace (full
+#                recording to HAKMEM_TRACE=/dev/null: recording and write(2) calls, not a disk)
 #   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons, large_blocks)
 #   --no-build   use build/release (and build/hardened) libraries as they are, build only if missing
 #
@@ -29,6 +32,8 @@ RUNS=5
 QUICK=0
 MODES=""
 VARIANTS=0
+TRACE=0
+RING=${BENCH_RING:-4096}
 ONLY=""
 NO_BUILD=0
 
@@ -40,10 +45,11 @@ while [ $# -gt 0 ]; do
     --modes) MODES=${2:?--modes needs a list}; shift ;;
     --modes=*) MODES=${1#*=} ;;
     --variants) VARIANTS=1 ;;
+    --trace) TRACE=1 ;;
     --no-build) NO_BUILD=1 ;;
     --only) ONLY=${2:?--only needs a list}; shift ;;
     --only=*) ONLY=${1#*=} ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -113,6 +119,10 @@ for m in "${MODE_LIST[@]}"; do
   [ -n "$m" ] && add_alloc "hakmem:$m" "$HAK_LIB" "HAKMEM_MODE=$m"
 done
 [ -n "$HARD_LIB" ] && add_alloc hakmem-hardened "$HARD_LIB" ""
+if [ "$TRACE" = 1 ]; then
+  add_alloc hakmem:ring "$HAK_LIB" "HAKMEM_TRACE_RING=$RING"
+  add_alloc hakmem:trace "$HAK_LIB" "HAKMEM_TRACE=/dev/null"
+fi
 add_alloc glibc "" ""
 peer() { # name lib package
   if [ -n "$2" ]; then add_alloc "$1" "$2" ""; else MISSING="$MISSING,$1=$3"; fi

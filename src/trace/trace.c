@@ -256,7 +256,6 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
         atomic_store(&t->state, HK_TT_LIVE);
     }
     atomic_store_explicit(&t->published, 0, memory_order_relaxed);
-    t->head = 0;
     t->written = 0;
     t->base = 0;
     t->limit = hk_trace_ring_cap ? UINT64_MAX : t->cap;
@@ -498,7 +497,6 @@ void hk_trace_fork_child(void) {
     if (me) {
         me->written = 0;
         me->base = 0;
-        me->head = 0;
         me->limit = me->cap;
         atomic_store(&me->published, 0);
     }

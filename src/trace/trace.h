@@ -65,8 +65,9 @@ _Static_assert(sizeof(hk_trec_t) == HK_TRACE_REC_SIZE, "records are 32 bytes on 
 enum { HK_TT_FREE = 0, HK_TT_LIVE = 1, HK_TT_DEAD = 2 };
 
 typedef struct hk_trace_thr {
-    _Atomic uint64_t published; /* records appended so far (release: the crash dumper reads up to it) */
-    uint64_t head;              /* owner's count of records appended; the next goes to rec[head & mask] */
+    _Atomic uint64_t published; /* records appended so far; the next goes to rec[published & mask]. Only the
+                                 * owner writes it (release: the crash dumper reads up to it) */
+    uint64_t spare;
     uint64_t limit;             /* full mode: base + cap, where the buffer must be written; ring: never */
     hk_trec_t *rec;             /* cap records (a power of two), mmap'd */
     uint32_t cap;
@@ -111,7 +112,7 @@ HK_HIDDEN uint64_t hk_trace_sum64(uint64_t h, const void *data, size_t n);
 HK_INLINE hk_trec_t *hk_trace_begin(unsigned kind, uint64_t in, uint64_t size, uint32_t epoch) {
     hk_trace_thr_t *t = hk_trace_me;
     if (HAK_UNLIKELY(t == NULL) && (t = hk_trace_thread_start()) == NULL) return NULL;
-    uint64_t h = t->head;
+    uint64_t h = atomic_load_explicit(&t->published, memory_order_relaxed);
     if (HAK_UNLIKELY(h >= t->limit)) hk_trace_flush_full(t); /* full mode: the buffer is full */
     hk_trec_t *r = &t->rec[h & t->mask];
     r->out = 0;
@@ -121,7 +122,6 @@ HK_INLINE hk_trec_t *hk_trace_begin(unsigned kind, uint64_t in, uint64_t size, u
     uint64_t tail = (uint64_t)epoch | (uint64_t)(uint8_t)kind << 32 | (uint64_t)HK_TPATH_NONE << 40 |
                     (uint64_t)HK_TF_INFLIGHT << 56;
     __builtin_memcpy(&r->epoch, &tail, 8);
-    t->head = h + 1;
     atomic_store_explicit(&t->published, h + 1, memory_order_release);
     return r;
 }
