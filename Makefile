@@ -13,7 +13,7 @@ PREFIX ?= /usr/local
 # make bench: every peer, plus hakmem's other modes and the hardened variant as extra columns.
 BENCH_ARGS ?= --modes minimal,balanced,tight,lean --variants --trace
 
-.PHONY: all build test verify bench stress install clean deps-build deps-test deps-bench deps-verify
+.PHONY: all build test verify bench bench-harden-bits stress install clean deps-build deps-test deps-bench deps-verify
 
 all: build
 
@@ -40,6 +40,10 @@ verify: deps-verify
 
 bench: deps-bench
 	@bash bench/run.sh $(BENCH_ARGS)
+
+# The cost of each hardened check alone (bench/harden_bits.sh).
+bench-harden-bits: deps-bench
+	@bash bench/harden_bits.sh $(HARDEN_BITS_ARGS)
 
 stress: deps-test
 	@cmake --preset release >/dev/null && cmake --build --preset release -j $(JOBS) >/dev/null
