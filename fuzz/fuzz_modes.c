@@ -111,7 +111,7 @@ static int fm_describe(uint8_t a, uint8_t b, uint8_t c, char *val, size_t len, i
         return O_CAP;
     case 2: {
         if (bad) {
-            snprintf(val, len, "%s", c & 1 ? "C32:1" : "C0:65537");
+            snprintf(val, len, "%s", c & 1 ? "C45:1" : "C0:65537");
             *valid = 0;
             return O_OVERRIDE;
         }

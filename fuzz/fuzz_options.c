@@ -12,7 +12,7 @@
  * names with or without a HAKMEM_ prefix, any case; BOOL 1/true/yes/on 0/false/no/off; INT decimal with
  * an optional '-' and K/M/G[B] suffix (x1024^n), at most INT64_MAX, within [min, max]; ENUM one of the
  * choices, any case; STR shorter than 256 bytes, and for TINY_TLS_CLASS_OVERRIDE "C<cls>:<cap>[:<batch>]"
- * items (cls < 32 in at most 3 digits, cap <= 65536 and batch 1..65536 in at most 6 digits) separated by
+ * items (cls < 45 in at most 3 digits, cap <= 65536 and batch 1..65536 in at most 6 digits) separated by
  * ',' — and checks that
  *   - set returns 0, or -1 with errno EINVAL, exactly as the model says (never crashes, never another
  *     errno); the same call made twice answers the same;
@@ -128,7 +128,7 @@ static int model_override(const char *s)
         for (; *p >= '0' && *p <= '9'; p++, d++)
             if (d < 7)
                 cls = cls * 10 + (*p - '0');
-        if (d == 0 || d > 3 || cls >= 32 || *p != ':')
+        if (d == 0 || d > 3 || cls >= 45 || *p != ':')
             return -1;
         p++;
         d = 0;

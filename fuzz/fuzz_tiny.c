@@ -1,4 +1,4 @@
-/* fuzz_tiny: tiny classes only (requests served by C0..C7), one thread, every mode.
+/* fuzz_tiny: tiny classes only (requests served by C0..C20), one thread, every mode.
  *
  * Input: byte 0 is the configuration byte (fz.h: the mode, byte % 8 unless FUZZ_MODE forces one, and
  * a thread-cache scale); the rest is an op program in the fuzz byte form (docs/op-program.md). The

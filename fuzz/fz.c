@@ -233,11 +233,12 @@ uint64_t fz_tiny_max_request(void)
     static uint64_t max;
     if (max)
         return max;
-    /* The largest request of class C7 and below (hak_debug_size_to_class accounts for canaries). */
+    /* The largest request served by a tiny class, one of at most 1 KiB (hak_debug_size_to_class
+     * accounts for canaries). */
     uint64_t n = 1;
     while (n < 65536) {
         int c = hak_debug_size_to_class((size_t)(n + 1));
-        if (c < 0 || c >= 8)
+        if (c < 0 || hak_debug_class_size(c) > 1024)
             break;
         n++;
     }

@@ -72,7 +72,8 @@ void fz_prog_clamp(hk_prog_t *p, uint64_t max_req, uint64_t max_align);
 /* fuzz_tiny's shaping: SET and THREAD dropped, requests clamped to the tiny classes, alignments to
  * 1 KiB (the selftest checks every block it yields is a tiny-class block). */
 void fz_shape_tiny(hk_prog_t *p);
-/* Largest request served by a tiny class (C0..C7) in this build (1024, or 1016 with canaries). */
+/* Largest request served by a tiny class (C0..C20, at most 1 KiB) in this build (1024, or 1016 with
+ * canaries). */
 uint64_t fz_tiny_max_request(void);
 
 /* ---- running ---------------------------------------------------------------------------------- */

@@ -4,7 +4,7 @@
  *   region / superslab  a 2 MiB-aligned, 2 MiB mapping carved into 32 units of 64 KiB; unit 0 holds
  *                       the header (descriptors, per-slab metadata), units 1..31 hold slabs.
  *   slab                1..8 contiguous units serving one size class, owned by one thread.
- *   class               a block size; C0..C7 tiny (8 B .. 1 KiB), C8..C31 mid (1.25 KiB .. 64 KiB).
+ *   class               a block size; C0..C20 tiny (8 B .. 1 KiB), C21..C44 mid (1.25 KiB .. 64 KiB).
  *   TLS SLL / tcache    a thread's singly linked free list per class (head, count, cap).
  *   remote stack        a slab's atomic LIFO where other threads push the blocks they free.
  *   large block         above 64 KiB: its own mapping, described out of line (large/).
@@ -60,8 +60,8 @@ static const int hk_config_debug = HAK_DEBUG;
 #define HK_UNITS 32                               /* per superslab; unit 0 is the header */
 #define HK_PAGE 4096u
 
-#define HK_TINY_CLASSES 8 /* C0..C7: 8 .. 1024 */
-#define HK_MID_CLASSES 24 /* C8..C31: 4 classes per doubling, 1280 .. 65536 */
+#define HK_TINY_CLASSES 21 /* C0..C20: 8, 16, 32, 48, ... 1024 (tools/gen-sizeclass.py) */
+#define HK_MID_CLASSES 24 /* C21..C44: 4 classes per doubling, 1280 .. 65536 */
 #define HK_NCLASSES (HK_TINY_CLASSES + HK_MID_CLASSES)
 #define HK_TINY_MAX 1024u
 #define HK_MID_MAX 65536u

@@ -156,7 +156,7 @@ static const char *hk_accepted(const hk_opt_desc_t *d, char *buf, size_t len) {
     case HK_OPT_BOOL: return "1/true/yes/on or 0/false/no/off";
     case HK_OPT_ENUM: return d->choices;
     case HK_OPT_STR:
-        if (d - hk_opt_table == HK_OPT_TINY_TLS_CLASS_OVERRIDE) return "a list like C0:256:16,C3:192:12 (class:cap[:batch], classes C0..C31)";
+        if (d - hk_opt_table == HK_OPT_TINY_TLS_CLASS_OVERRIDE) return "a list like C0:256:16,C3:192:12 (class:cap[:batch], classes C0..C44)";
         return "a text of at most 255 bytes";
     case HK_OPT_INT: {
         size_t n = hk_strlcpy(buf, "an integer from ", len);

@@ -1,4 +1,4 @@
-/* Mid classes C8..C31: 1 KiB < size <= 64 KiB, four classes per doubling (1280, 1536, 1792, 2048,
+/* Mid classes C21..C44: 1 KiB < size <= 64 KiB, four classes per doubling (1280, 1536, 1792, 2048,
  * 2560, ... 65536), so internal waste stays under 20%. Served by the same slab engine as the tiny
  * classes, with larger slabs (up to 8 units) so every slab holds at least 8 blocks, and smaller
  * thread caches. Power-of-two mid classes are naturally aligned to their size (slabs start on a

@@ -1,5 +1,7 @@
-/* Size classes: C0..C7 tiny (8, 16, 32, ... 1024: powers of two, so each block is aligned to its
- * size), C8..C31 mid (mid/midclass.h). Sizes above 64 KiB go to large/. */
+/* Size classes: C0..C20 tiny (8, 16, 32, 48, 64, ... 128, then four per doubling up to 1024; the
+ * sizes and the reasons are in tools/gen-sizeclass.py, which writes sizeclass.c), C21..C44 mid
+ * (mid/midclass.h). Sizes above 64 KiB go to large/. A class whose size is a multiple of 2^k hands
+ * out 2^k-aligned blocks (slabs start on 64 KiB boundaries): memalign picks such a class. */
 #ifndef HK_SIZECLASS_H
 #define HK_SIZECLASS_H
 

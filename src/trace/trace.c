@@ -121,7 +121,7 @@ static size_t hk_trace_build_header(uint8_t *buf, size_t len, int crash) {
     }
     size_t h = HK_ALIGN_UP(40 + t, (size_t)8) + 8;
     memcpy(buf, "HKTR", 4);
-    hk_put16(buf + 4, 1);
+    hk_put16(buf + 4, 2); /* 2: the class numbering of 21 tiny classes */
     hk_put16(buf + 6, (uint16_t)((hk_trace_ring_cap ? 1u : 0u) | (crash ? 2u : 0u)));
     hk_put32(buf + 8, (uint32_t)h);
     hk_put32(buf + 12, HK_TRACE_REC_SIZE);

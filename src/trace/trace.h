@@ -37,7 +37,7 @@
 #define HK_TPATH_LARGE 0x40u    /* a fresh large mapping */
 #define HK_TPATH_BIGCACHE 0x41u /* a large block reused from the BigCache */
 #define HK_TPATH_NONE 0xFFu     /* no block (failure, NULL, SET) */
-/* 0..31: a slab class (0..7 tiny, 8..31 mid) */
+/* 0..44: a slab class (0..20 tiny, 21..44 mid) */
 
 /* flags */
 #define HK_TF_INFLIGHT 0x01u /* the call had not returned when the record was written out (crash) */

@@ -45,9 +45,9 @@ static const char *path_name(unsigned p, char *buf, size_t len)
         return "bigcache";
     if (p == HK_TR_PATH_NONE)
         return "-";
-    if (p < 8)
+    if (p < HK_TR_TINY_CLASSES)
         snprintf(buf, len, "tiny:C%u", p);
-    else if (p < 32)
+    else if (p < HK_TR_CLASSES)
         snprintf(buf, len, "mid:C%u", p);
     else
         snprintf(buf, len, "?%u", p);
@@ -183,7 +183,7 @@ static int cmd_stat(int argc, char **argv)
             size_bucket[s ? 64 - __builtin_clzll(s) : 0]++;
         }
         unsigned p = rp.meta[i].path;
-        path[p < 8 ? 0 : p < 32 ? 1 : p == HK_TR_PATH_LARGE ? 2 : p == HK_TR_PATH_BIGCACHE ? 3 : 0] += p != HK_TR_PATH_NONE;
+        path[p < HK_TR_TINY_CLASSES ? 0 : p < HK_TR_CLASSES ? 1 : p == HK_TR_PATH_LARGE ? 2 : p == HK_TR_PATH_BIGCACHE ? 3 : 0] += p != HK_TR_PATH_NONE;
         sets_ctl += op->kind == HK_OP_SET && (rp.meta[i].flags & HK_RM_CTL);
     }
     printf("%s: %zu ops, %u threads, %u block ids\n", argv[0], rp.prog.n, rp.nthreads, rp.prog.id_count);

@@ -84,7 +84,19 @@ static hk_tthread_t *thread_of(hk_trace_file_t *t, uint32_t slot, uint32_t tid)
 }
 
 /* Appends n records from p (first = their stream index) to th, dropping ones it already has. */
-static int add_records(hk_tthread_t *th, const uint8_t *p, uint32_t n, uint64_t first)
+/* Version 1 traces numbered the slab classes with 8 tiny classes (8, 16, 32, ... 1024) and the mid
+ * classes from 8; version 2 has 21 tiny classes (tools/gen-sizeclass.py), mid classes from 21. */
+static uint8_t path_from_v1(uint8_t p)
+{
+    static const uint8_t tiny[8] = {0, 1, 2, 4, 8, 12, 16, 20};
+    if (p < 8)
+        return tiny[p];
+    if (p < 32)
+        return (uint8_t)(p + 13);
+    return p;
+}
+
+static int add_records(hk_tthread_t *th, const uint8_t *p, uint32_t n, uint64_t first, unsigned version)
 {
     if (th->first == UINT64_MAX)
         th->first = first;
@@ -117,7 +129,7 @@ static int add_records(hk_tthread_t *th, const uint8_t *p, uint32_t n, uint64_t 
         d->size = rd64(r + 16);
         d->epoch = rd32(r + 24);
         d->kind = r[28];
-        d->path = r[29];
+        d->path = version == 1 ? path_from_v1(r[29]) : r[29];
         d->err = r[30];
         d->flags = r[31];
     }
@@ -133,7 +145,7 @@ int hk_tf_parse(hk_trace_file_t *t, const uint8_t *data, size_t n, int salvage, 
         return fail(err, errlen, "offset 0: bad magic (not a hakmem trace)");
     t->version = rd16(data + 4);
     t->flags = rd16(data + 6);
-    if (t->version != HK_TF_VERSION)
+    if (t->version != HK_TF_VERSION && t->version != 1)
         return fail(err, errlen, "offset 4: unsupported version %u (this reader knows %u)", t->version, HK_TF_VERSION);
     if (t->flags & ~3u)
         return fail(err, errlen, "offset 6: unknown header flags 0x%x", t->flags);
@@ -199,7 +211,7 @@ int hk_tf_parse(hk_trace_file_t *t, const uint8_t *data, size_t n, int salvage, 
                         }
                         if (!what) {
                             hk_tthread_t *th = thread_of(t, slot, tid);
-                            if (!th || add_records(th, c + 32, cnt, first) != 0)
+                            if (!th || add_records(th, c + 32, cnt, first, t->version) != 0)
                                 return fail(err, errlen, "out of memory");
                             th->flags |= cf;
                             t->nrecords += cnt;
@@ -378,7 +390,7 @@ int hk_tf_write(const hk_trace_file_t *t, uint8_t **out, size_t *len)
     if (!hp)
         return -1;
     memcpy(hp, HK_TF_MAGIC, 4);
-    wr16(hp + 4, HK_TF_VERSION);
+    wr16(hp + 4, HK_TF_VERSION); /* paths were read into version 2 numbering */
     wr16(hp + 6, (uint16_t)(t->flags & 3u));
     wr32(hp + 8, (uint32_t)h);
     wr32(hp + 12, HK_TF_RECSIZE);

@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 #define HK_TF_MAGIC "HKTR"
-#define HK_TF_VERSION 1u
+#define HK_TF_VERSION 2u /* 2: 21 tiny + 24 mid classes in `path`; 1: 8 + 24 (read, paths renumbered) */
+#define HK_TR_TINY_CLASSES 21u /* path < this: a tiny class; < HK_TR_CLASSES: a mid class */
+#define HK_TR_CLASSES 45u
 #define HK_TF_RECSIZE 32u
 #define HK_TF_SEED 0x484b5452u
 #define HK_TF_MAX_THREADS 65536u
