@@ -44,7 +44,7 @@ typedef struct hk_heap {
     uint32_t state;              /* HK_HEAP_* */
     uint32_t batch[HK_NCLASSES];
     hk_slab_t *cur[HK_NCLASSES];     /* the slab refills carve from */
-    hk_slab_t *partial[HK_NCLASSES]; /* owned slabs with local free blocks */
+    hk_slab_t *partial[HK_NCLASSES]; /* owned slabs with local free blocks (or, parked by a refill, uncarved ones) */
     hk_slab_t *full[HK_NCLASSES];    /* owned slabs with nothing local (remote frees may be pending) */
     uint8_t empty[HK_NCLASSES];      /* empty slabs kept on the partial list (at most HK_SPARE_SLABS) */
     hk_heap_stats_t cls_stats[HK_NCLASSES];

@@ -303,6 +303,38 @@ static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
     return first;
 }
 
+/* Partial slabs a refill compares before taking one. */
+#define HK_PARTIAL_SCAN 8
+
+/* The next partial slab a refill takes: the fullest (most `used`) of the first HK_PARTIAL_SCAN on
+ * the list, or NULL if the list is empty. Allocating from the fullest slabs leaves the sparse ones
+ * to drain until they are empty and can be given back; taking any slab instead spreads a random
+ * workload's live blocks over every slab it ever had. Slabs that gain free blocks from the full
+ * list are pushed at the head, so the nearly full ones are the ones compared and sparse ones sink.
+ * Bounded: a thread with thousands of partial slabs pays a few loads per refill. */
+static hk_slab_t *hk_partial_pick(hk_heap_t *h, unsigned cls) {
+    hk_slab_t *best = h->partial[cls];
+    if (best == NULL) return NULL;
+    hk_slab_t *s = best->next;
+    for (unsigned i = 1; s != NULL && i < HK_PARTIAL_SCAN; i++, s = s->next)
+        if (s->used > best->used) best = s;
+    return best;
+}
+
+/* Moves the current slab of its class to the partial list (it still has uncarved blocks). An empty
+ * one is counted as the class's spare, or given back when the class has its spares. */
+static void hk_cur_park(hk_heap_t *h, hk_slab_t *s) {
+    if (s->used == 0) {
+        if (h->empty[s->cls] >= HK_SPARE_SLABS) {
+            hk_slab_give_back(h, s);
+            return;
+        }
+        h->empty[s->cls]++;
+    }
+    hk_list_remove(h, s);
+    hk_list_push(h, s, HK_LIST_PARTIAL);
+}
+
 void *hk_tcache_refill(unsigned cls) {
     hk_heap_t *h = &hk_tls_heap;
     if (HAK_UNLIKELY(h->state != HK_HEAP_ACTIVE)) hk_heap_init(h);
@@ -340,6 +372,16 @@ void *hk_tcache_refill(unsigned cls) {
                 continue;
             }
             if (s->bump < s->end) {
+                /* Uncarved blocks are the last resort: while a fuller slab has free blocks, the
+                 * refill takes those and this slab waits on the partial list. A slab made for a
+                 * peak of live blocks is then not carved out to the end by the next refills (which
+                 * would spread live blocks over one slab more for good): it drains and is given back. */
+                hk_slab_t *p = hk_partial_pick(h, cls);
+                if (p != NULL && p->used > s->used) {
+                    hk_cur_park(h, s);
+                    s = NULL;
+                    continue;
+                }
                 uint32_t n;
                 void *list = hk_slab_carve(s, h->batch[cls], &n);
                 if (tail) hk_link_set(tail, list);
@@ -353,7 +395,7 @@ void *hk_tcache_refill(unsigned cls) {
             hk_list_push(h, s, HK_LIST_FULL);
             s = NULL;
         }
-        if ((s = h->partial[cls]) != NULL) {
+        if ((s = hk_partial_pick(h, cls)) != NULL) {
             if (s->used == 0 && h->empty[cls] > 0) h->empty[cls]--; /* the spare is back in use */
             hk_list_remove(h, s);
             hk_list_push(h, s, HK_LIST_CUR);
