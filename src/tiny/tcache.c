@@ -378,8 +378,14 @@ void *hk_tcache_refill(unsigned cls) {
                  * would spread live blocks over one slab more for good): it drains and is given back. */
                 hk_slab_t *p = hk_partial_pick(h, cls);
                 if (p != NULL && p->used > s->used) {
+                    /* p itself becomes current, not whatever a new pick finds: the pick scans only
+                     * the head of the list, where s is now parked, so p may be out of its reach and
+                     * s be picked again, and again (a livelock seen under Larson). Each switch goes
+                     * to a strictly fuller slab, so a refill switches a bounded number of times. */
                     hk_cur_park(h, s);
-                    s = NULL;
+                    hk_list_remove(h, p);
+                    hk_list_push(h, p, HK_LIST_CUR);
+                    s = p;
                     continue;
                 }
                 uint32_t n;
