@@ -12,6 +12,8 @@
 #include "alloc_api.h"
 #include "common.h"
 
+#define HS_HW_BUCKETS 64
+
 typedef struct hs_mixed {
     void **ptr;       /* ws slots, NULL when empty */
     uint64_t *tag;    /* tag of the block in each slot */
@@ -23,7 +25,20 @@ typedef struct hs_mixed {
     hs_rng_t rng;
     hs_stamp_level_t stamp;
     int check_usable; /* also check malloc_usable_size >= size on every 64th allocation */
+    /* The live set's high-water mark, allocator-neutral (soak): per 64-byte size bucket, the most
+     * blocks ever live at once; hw_bytes = sum of peak x bucket top. It grows only when some bucket
+     * reaches a new peak, which any allocator must back with memory. Kept when track_hw is set. */
+    int track_hw;
+    uint64_t hw_bytes;
+    uint32_t bucket_live[HS_HW_BUCKETS], bucket_peak[HS_HW_BUCKETS];
 } hs_mixed_t;
+
+/* The size bucket of a request for the high-water mark: 64 bytes wide, the last open-ended. */
+static inline unsigned hs_hw_bucket(uint64_t n)
+{
+    uint64_t b = (n - 1) / 64;
+    return b < HS_HW_BUCKETS - 1 ? (unsigned)b : HS_HW_BUCKETS - 1;
+}
 
 static inline void hs_mixed_init(hs_mixed_t *m, uint64_t seed, uint64_t owner, uint64_t ws,
                                  uint64_t min, uint64_t max, hs_stamp_level_t stamp, int check_usable)
@@ -60,6 +75,8 @@ static inline void hs_mixed_release(hs_mixed_t *m, uint64_t i)
     if (p != NULL) {
         hs_verify(p, m->size[i], m->tag[i], m->stamp, "slot", i);
         m->live_bytes -= m->size[i];
+        if (m->track_hw)
+            m->bucket_live[hs_hw_bucket(m->size[i])]--;
         S_FREE(p);
         m->ptr[i] = NULL;
     }
@@ -81,6 +98,13 @@ static inline void hs_mixed_fill(hs_mixed_t *m, uint64_t i, uint64_t n)
     m->tag[i] = tag;
     m->size[i] = (uint32_t)n;
     m->live_bytes += n;
+    if (m->track_hw) {
+        unsigned b = hs_hw_bucket(n);
+        if (++m->bucket_live[b] > m->bucket_peak[b]) {
+            m->bucket_peak[b] = m->bucket_live[b];
+            m->hw_bytes += b < HS_HW_BUCKETS - 1 ? (uint64_t)(b + 1) * 64 : m->max;
+        }
+    }
 }
 
 /* One step of the workload. */

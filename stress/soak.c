@@ -9,8 +9,12 @@
  * done since the last sample. At the end it prints the peak RSS, the drift (final sample vs the
  * first sample after 20% of the run; a leak or fragmentation shows as steady growth) and the
  * coefficient of variation of the per-interval throughput (stalls and learning oscillations show
- * as a high CV). --max-drift-pct makes a drift above that a failure; by default drift is reported,
- * not judged. All blocks are stamped and checked as in random_mixed.
+ * as a high CV). Beside the drift it prints the growth of the live set's high-water mark over the
+ * same window (hw_growth_kb, mixed.h: per 64-byte size bucket the most blocks ever live at once):
+ * a random workload keeps setting new peaks now and then, which every allocator must back with
+ * memory, so RSS growth up to that much is the workload's, not the allocator's. --max-drift-pct
+ * makes a drift above that a failure; by default drift is reported, not judged. All blocks are
+ * stamped and checked as in random_mixed.
  */
 #include "alloc_api.h"
 #include "common.h"
@@ -27,6 +31,7 @@
 typedef struct sk_worker {
     uint64_t id;
     _Alignas(64) atomic_uint_fast64_t ops;
+    atomic_uint_fast64_t hw; /* the worker's live-set high-water mark in bytes (mixed.h) */
 } sk_worker_t;
 
 static hs_common_t sk_c;
@@ -41,6 +46,7 @@ static void *sk_thread(void *arg)
     sk_worker_t *w = (sk_worker_t *)arg;
     hs_mixed_t m;
     hs_mixed_init(&m, sk_c.seed, w->id, sk_ws, sk_min, sk_max, sk_c.stamp, !sk_c.bench);
+    m.track_hw = 1;
     uint64_t cursor = 0;
     int filling = 1;
     while (!atomic_load_explicit(&sk_stop, memory_order_relaxed)) {
@@ -62,6 +68,7 @@ static void *sk_thread(void *arg)
             }
         }
         atomic_fetch_add_explicit(&w->ops, 256, memory_order_relaxed);
+        atomic_store_explicit(&w->hw, m.hw_bytes, memory_order_relaxed);
     }
     hs_mixed_destroy(&m);
     return NULL;
@@ -109,7 +116,7 @@ int main(int argc, char **argv)
     size_t cap = (size_t)(sk_seconds / sk_interval) + 4;
     if (cap > SK_MAX_SAMPLES)
         hs_fatal("%zu samples needed; raise --interval (at most %d)", cap, SK_MAX_SAMPLES);
-    static long rss[SK_MAX_SAMPLES];
+    static long rss[SK_MAX_SAMPLES], hw[SK_MAX_SAMPLES];
     static double rate[SK_MAX_SAMPLES], when[SK_MAX_SAMPLES];
 
     const uint64_t nt = sk_c.threads;
@@ -120,6 +127,7 @@ int main(int argc, char **argv)
     for (uint64_t t = 0; t < nt; t++) {
         ws[t].id = t;
         atomic_init(&ws[t].ops, 0);
+        atomic_init(&ws[t].hw, 0);
         hs_thread_start(&tids[t], sk_thread, &ws[t]);
     }
     size_t ns = 0;
@@ -132,14 +140,18 @@ int main(int argc, char **argv)
         if (next > now)
             sk_sleep(next - now);
         now = hs_now();
-        uint64_t ops = 0;
-        for (uint64_t t = 0; t < nt; t++)
+        uint64_t ops = 0, hwb = 0;
+        for (uint64_t t = 0; t < nt; t++) {
             ops += atomic_load_explicit(&ws[t].ops, memory_order_relaxed);
+            hwb += atomic_load_explicit(&ws[t].hw, memory_order_relaxed);
+        }
+        hw[ns] = (long)(hwb / 1024);
         rss[ns] = hs_rss_kb();
         rate[ns] = (double)(ops - last_ops) / (now - last_t);
         when[ns] = now - t0;
         if (verbose)
-            printf("soak: t=%6.2f s  rss=%8ld KiB  %8.2f Mops/s\n", when[ns], rss[ns], rate[ns] / 1e6);
+            printf("soak: t=%6.2f s  rss=%8ld KiB  %8.2f Mops/s  live high-water %ld KiB\n", when[ns], rss[ns],
+                   rate[ns] / 1e6, hw[ns]);
         last_ops = ops;
         last_t = now;
         ns++;
@@ -176,13 +188,14 @@ int main(int argc, char **argv)
     if (hs_peak_rss_kb() > peak)
         peak = hs_peak_rss_kb();
 
-    char extra[256];
+    char extra[384];
     snprintf(extra, sizeof extra,
              " variant=%s ws=%llu min=%llu max=%llu samples=%zu peak_sampled_kb=%ld early_rss_kb=%ld "
-             "final_rss_kb=%ld drift_kb=%ld drift_pct=%.1f cv=%.3f rss_after_free_kb=%ld",
+             "final_rss_kb=%ld drift_kb=%ld drift_pct=%.1f cv=%.3f rss_after_free_kb=%ld early_hw_kb=%ld "
+             "final_hw_kb=%ld hw_growth_kb=%ld",
              sk_variant, (unsigned long long)sk_ws, (unsigned long long)sk_min,
              (unsigned long long)sk_max, ns, peak, rss[early], rss[ns - 1], drift, drift_pct, cv,
-             rss_end);
+             rss_end, hw[early], hw[ns - 1], hw[ns - 1] - hw[early]);
     if (sk_max_drift_pct > 0 && drift_pct > sk_max_drift_pct)
         hs_fatal("RSS drift %.1f%% (%ld KiB -> %ld KiB) exceeds --max-drift-pct %.1f", drift_pct,
                  rss[early], rss[ns - 1], sk_max_drift_pct);
