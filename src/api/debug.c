@@ -103,7 +103,8 @@ int hak_debug_check_thread(hak_check_report_t *rep) {
         const uint8_t tags[3] = {HK_LIST_CUR, HK_LIST_PARTIAL, HK_LIST_FULL};
         for (int l = 0; l < 3; l++) {
             long guard = 0;
-            for (hk_slab_t *s = lists[l]; s; s = (l == 0 ? NULL : s->next)) {
+            hk_slab_t *last = NULL;
+            for (hk_slab_t *s = lists[l]; s; last = s, s = (l == 0 ? NULL : s->next)) {
                 if (++guard > 1000000) return hk_rep_fail(rep, "slab.list", s, (int)c, "slab list has a cycle");
                 if (s->cls != c || s->list != tags[l]) return hk_rep_fail(rep, "slab.list", s->start, (int)c, "slab on the wrong list");
                 if (hk_slab_owner(s) != h->token)
@@ -112,6 +113,8 @@ int hak_debug_check_thread(hak_check_report_t *rep) {
                 if (m < 0) return hk_rep_fail(rep, "slab.local", bad, (int)c, problem);
                 if ((uint32_t)m != s->local_count) return hk_rep_fail(rep, "slab.local", s->start, (int)c, "local count differs from list length");
             }
+            if (l == 2 && last != h->full_tail[c])
+                return hk_rep_fail(rep, "slab.list", last ? last->start : NULL, (int)c, "full list's tail pointer is not its last slab");
         }
     }
     return hk_rep_ok(rep);

@@ -4,6 +4,7 @@
  *   - every block in tc[c] belongs to a slab of class c owned by this heap (only the owner pushes);
  *   - cap - room is the length of tc[c].head's list; a list never has a cycle;
  *   - a slab is on exactly one of this heap's lists for its class (cur, partial, full) while owned;
+ *     full_tail[c] is the last slab of full[c];
  *   - cap is read from the knobs on slow paths only; any cap is safe: a cache over its cap is
  *     flushed on the next free, never lost.
  * hk_heap_check_thread() (tiny/check.c) verifies these for the calling thread.
@@ -45,7 +46,9 @@ typedef struct hk_heap {
     uint32_t batch[HK_NCLASSES];
     hk_slab_t *cur[HK_NCLASSES];     /* the slab refills carve from */
     hk_slab_t *partial[HK_NCLASSES]; /* owned slabs with local free blocks (or, parked by a refill, uncarved ones) */
-    hk_slab_t *full[HK_NCLASSES];    /* owned slabs with nothing local (remote frees may be pending) */
+    hk_slab_t *full[HK_NCLASSES];    /* owned slabs with nothing local (remote frees may be pending); a
+                                      * FIFO: a slab joins at the tail, the refill's scan reads the head */
+    hk_slab_t *full_tail[HK_NCLASSES]; /* the full list's last slab (NULL when empty) */
     uint8_t empty[HK_NCLASSES];      /* empty slabs kept on the partial list (at most HK_SPARE_SLABS) */
     hk_heap_stats_t cls_stats[HK_NCLASSES];
 } hk_heap_t;
