@@ -110,6 +110,7 @@ typedef struct aent {
     uint32_t first_thread;
     uint8_t multi, seen;
     uint8_t pad[2];
+    uint32_t holder; /* thread of the op that made the newest live id (valid while nids > 0) */
     uint32_t *ids; /* live ids at this address, most recent last */
     uint32_t nids, capids;
     uint32_t xstart, xend, xcur; /* this address's cross events in the global array, and the first not done */
@@ -299,6 +300,7 @@ static int use_id(conv_t *c, aent_t *a, uint32_t t, uint64_t usable, int pop, ui
             return -1;
         c->rp->synthesized++;
         a->seen = 1;
+        a->holder = t;
     }
     *id = a->ids[a->nids - 1];
     if (pop)
@@ -379,6 +381,7 @@ static int apply(conv_t *c, const tev_t *e, uint32_t t)
         if (!ao)
             return -1;
         ao->seen = 1;
+        ao->holder = t;
         return push_live(ao, id);
     }
     if (!is_alloc_kind(e->kind))
@@ -394,6 +397,7 @@ static int apply(conv_t *c, const tev_t *e, uint32_t t)
     if (!ao)
         return -1;
     ao->seen = 1;
+    ao->holder = t;
     return push_live(ao, id);
 }
 
@@ -414,12 +418,25 @@ static int ready(conv_t *c, xev_t *xs, const tev_t *e, uint32_t t)
 {
     if (e->role_in && e->xin != UINT32_MAX) {
         aent_t *a = &c->am.e[xs[e->xin].addr];
+        while (a->xcur < a->xend && xs[a->xcur].done)
+            a->xcur++;
         if (a->nids == 0) {
-            while (a->xcur < a->xend && xs[a->xcur].done)
-                a->xcur++;
             for (uint32_t k = a->xcur; k < a->xend && xs[k].key <= e->key; k++)
                 if (!xs[k].done && xs[k].role == ROLE_ACQ && xs[k].thread != t)
                     return 0;
+        } else if (e->role_in == ROLE_REL && a->holder != t) {
+            /* The address is live, taken by another thread (the holder). If the holder's next use
+             * of it (in this or an earlier epoch) is a release or a size query, that use is of this
+             * lifetime: the holder took the block, used it (or freed it and took it again within
+             * one epoch: its own cache, no epoch bump), and this release is later. Going first would
+             * free the lifetime under the holder and make its use one of a dead address. */
+            for (uint32_t k = a->xcur; k < a->xend && xs[k].key <= e->key; k++) {
+                if (xs[k].done || xs[k].thread != a->holder)
+                    continue;
+                if (xs[k].role == ROLE_REL || xs[k].role == ROLE_USE)
+                    return 0;
+                break;
+            }
         }
     }
     if (e->role_out == ROLE_ACQ && e->xout != UINT32_MAX) {
