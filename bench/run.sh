@@ -9,7 +9,8 @@
 #   --trace      also run hakmem with op recording on: hakmem:ring (HAKMEM_TRACE_RING=4096, or
 #                BENCH_RING=N: each thread keeps its last N ops in memory) and hakmem:trace (full
 #                recording to HAKMEM_TRACE=/dev/null: recording and write(2) calls, not a disk)
-#   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons, large_blocks)
+#   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons, large_blocks,
+#                hold_small)
 #   --no-build   use build/release (and build/hardened) libraries as they are, build only if missing
 #
 # Workloads (programs from stress/ and bench/, built here with plain gcc -O2 into build/bench):
@@ -18,6 +19,8 @@
 #   larson        2 threads, mimalloc-bench arguments (8..1000 B, 5000 slots, 100 rounds, seed 4141)
 #   prodcons      1 producer + 1 consumer, xmalloc-test-like (64 B blocks, batches of 4096), M frees/s
 #   large_blocks  5..25 MiB blocks, at most 20 live, every page written (malloc-large), seconds
+#   hold_small    4M blocks of 64 B allocated, held, then freed (slow paths with thousands of full
+#                 slabs), seconds
 # Every allocator is loaded with LD_PRELOAD (glibc: none), and runs are interleaved: each
 # repetition goes round-robin over the allocators, starting one further along each time, so drift
 # in machine load spreads over all columns. Output: the table on stdout and build/bench/report.md;
@@ -73,6 +76,7 @@ build_prog random_mixed "$ROOT/stress/random_mixed.c"
 build_prog larson "$ROOT/stress/larson.c"
 build_prog prodcons "$ROOT/stress/prodcons.c"
 build_prog large_blocks "$ROOT/bench/large_blocks.c"
+build_prog hold_small "$ROOT/bench/hold_small.c"
 
 # hakmem: build/<preset>/<lib>, brought up to date with the CMake preset (configured if needed)
 # so the numbers are those of the current sources; --no-build takes the library as it is.
@@ -133,14 +137,15 @@ peer tcmalloc "$TC_LIB" libgoogle-perftools-dev
 
 # Workloads: name, metric, command.
 if [ "$QUICK" = 1 ]; then LARSON_SECS=1; PC_ITEMS=4M; LB_STEPS=200; else LARSON_SECS=2; PC_ITEMS=8M; LB_STEPS=500; fi
-WL_NAMES=(tiny_hot random_mixed larson prodcons large_blocks)
-WL_METRIC=(ns_per_pair mops mops mfrees seconds)
+WL_NAMES=(tiny_hot random_mixed larson prodcons large_blocks hold_small)
+WL_METRIC=(ns_per_pair mops mops mfrees seconds seconds)
 WL_CMD=(
   "$OUT/tiny_hot --bench --rounds 10M"
   "$OUT/random_mixed --bench --ws 400 --min 16 --max 1024 --steps 20M"
   "$OUT/larson --bench --threads 2 --min 8 --max 1000 --slots 5000 --rounds 100 --seed 4141 --seconds $LARSON_SECS"
   "$OUT/prodcons --bench --producers 1 --consumers 1 --min 64 --max 64 --batch 4096 --queue 128 --items $PC_ITEMS"
   "$OUT/large_blocks --bench --steps $LB_STEPS"
+  "$OUT/hold_small --bench"
 )
 if [ -n "$ONLY" ]; then
   keep_n=() keep_m=() keep_c=()
