@@ -109,30 +109,36 @@ HK_HIDDEN uint64_t hk_trace_sum64(uint64_t h, const void *data, size_t n);
 /* Reserves the next record of the calling thread and marks it in flight; NULL if unrecorded. The
  * record is visible to the crash dumper at once, so an op that crashes inside the allocator is in the
  * dump. */
+/* The record's last 8 bytes (epoch, kind, path, err, flags), written as one store. */
+#define HK_TR_TAIL(ep, kind, path, err, flags)                                                       \
+    ((uint64_t)(uint32_t)(ep) | (uint64_t)(uint8_t)(kind) << 32 | (uint64_t)(uint8_t)(path) << 40 | \
+     (uint64_t)(uint8_t)(err) << 48 | (uint64_t)(uint8_t)(flags) << 56)
+
+/* Writes record i of t in its in-flight form and publishes it (the caller checked i < t->limit). */
+HK_INLINE hk_trec_t *hk_trace_put(hk_trace_thr_t *t, uint64_t i, uint64_t in, uint64_t size, uint64_t tail) {
+    hk_trec_t *r = &t->rec[i & t->mask];
+    r->out = 0;
+    r->in = in;
+    r->size = size;
+    __builtin_memcpy(&r->epoch, &tail, 8);
+    atomic_store_explicit(&t->published, i + 1, memory_order_release);
+    return r;
+}
+
 HK_INLINE hk_trec_t *hk_trace_begin(unsigned kind, uint64_t in, uint64_t size, uint32_t epoch) {
     hk_trace_thr_t *t = hk_trace_me;
     if (HAK_UNLIKELY(t == NULL) && (t = hk_trace_thread_start()) == NULL) return NULL;
     uint64_t h = atomic_load_explicit(&t->published, memory_order_relaxed);
     if (HAK_UNLIKELY(h >= t->limit)) hk_trace_flush_full(t); /* full mode: the buffer is full */
-    hk_trec_t *r = &t->rec[h & t->mask];
-    r->out = 0;
-    r->in = in;
-    r->size = size;
-    /* epoch, kind, path, err, flags: one 8-byte store */
-    uint64_t tail = (uint64_t)epoch | (uint64_t)(uint8_t)kind << 32 | (uint64_t)HK_TPATH_NONE << 40 |
-                    (uint64_t)HK_TF_INFLIGHT << 56;
-    __builtin_memcpy(&r->epoch, &tail, 8);
-    atomic_store_explicit(&t->published, h + 1, memory_order_release);
-    return r;
+    return hk_trace_put(t, h, in, size, HK_TR_TAIL(epoch, kind, HK_TPATH_NONE, 0, HK_TF_INFLIGHT));
 }
 
 HK_INLINE void hk_trace_end(hk_trec_t *r, uint64_t out, unsigned path, uint32_t epoch, unsigned flags, int err) {
     if (r == NULL) return;
     r->out = out;
-    uint64_t tail = (uint64_t)epoch | (uint64_t)r->kind << 32 | (uint64_t)(uint8_t)path << 40 |
-                    (uint64_t)(uint8_t)(err > 255 ? 255 : err) << 48 | (uint64_t)(uint8_t)flags << 56;
     /* one store: the record is complete once the in-flight flag is clear (a crash dump copies it) */
-    __atomic_store_n((uint64_t *)(void *)&r->epoch, tail, __ATOMIC_RELEASE);
+    __atomic_store_n((uint64_t *)(void *)&r->epoch, HK_TR_TAIL(epoch, r->kind, path, err > 255 ? 255 : err, flags),
+                     __ATOMIC_RELEASE);
 }
 
 HK_INLINE uint32_t hk_trace_epoch_now(void) { return atomic_load_explicit(&hk_trace_epoch, memory_order_relaxed); }
