@@ -26,21 +26,30 @@ HK_INLINE unsigned hk_uaf_words(size_t bs) {
 HK_INLINE uint64_t *hk_canary_slot(void *b, size_t bs) { return (uint64_t *)((char *)b + bs - 8); }
 
 /* Puts the free-state decorations on a block (free, carve). */
-HK_INLINE void hk_harden_mark_free(void *b, size_t bs) {
-    if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = hk_marker(b);
+HK_INLINE void hk_harden_mark_free(void *b, size_t bs, unsigned cls) {
+    if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = hk_marker(b, cls);
     uint64_t *w = (uint64_t *)b;
     for (unsigned i = 0, n = hk_uaf_words(bs); i < n; i++) w[2 + i] = HK_UAF_WORD;
 }
 
+/* Cold halves of the checks below: they run only once the fast test failed, work out which fault it
+ * is (the same tests in the order of the old one-test-per-branch code, every field re-read) and
+ * report it. A fast test fails only on a fault (the fields it reads are the owner's, or only grow,
+ * like a slab's bump), so these never return: were nothing found, they would still report. Being
+ * noreturn keeps the fast paths leaves without saved registers. */
+HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_block_fault(void *b, unsigned cls);
+HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_fault(void *p);
+
 /* A block about to leave a free list (cache pop, flush, drain), checked before its link is read:
- * a block of class cls in a region of ours, carrying the free marker. A poisoned link fails here,
- * before the block it names is handed out or its memory is followed. */
+ * inside a region of ours (so its words can be read) and carrying the free marker of class cls
+ * (which only a block start of that class that was freed carries: forging it needs the secret).
+ * A poisoned link fails here, before the block it names is handed out or its memory is followed.
+ * The class is part of the marker, so a free block of another class fails like a live one; the
+ * cold path tells the two apart for the report (bad link vs link to a block that is not free). */
 HK_INLINE void hk_harden_check_free_block(void *b, unsigned cls) {
     if (!HK_HARDEN(HK_H_VALIDATE)) return;
-    uintptr_t a = (uintptr_t)b;
-    if (HAK_UNLIKELY(!hk_region_is_ss(a) || hk_ss_of(a)->unit_cls[(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1)] != cls))
-        hk_report(HK_FAULT_LINK_CORRUPT, b, (int)cls);
-    if (HAK_UNLIKELY(*hk_marker_slot(b) != hk_marker(b))) hk_report(HK_FAULT_LIVE_IN_LIST, b, (int)cls);
+    if (HAK_UNLIKELY(!hk_region_is_ss((uintptr_t)b) || *hk_marker_slot(b) != hk_marker(b, cls)))
+        hk_harden_free_block_fault(b, cls);
 }
 
 /* A block just popped for malloc: nothing was written into it while it was free. */
@@ -54,27 +63,39 @@ HK_INLINE void hk_harden_on_alloc(void *b, unsigned cls) {
     if (HK_HARDEN(HK_H_CANARY) && bs == 16) *hk_canary_slot(b, bs) = hk_canary(b);
 }
 
-/* A pointer passed to free that the region map says is in a region: a carved block start of an
- * active slab, not already free, its canary intact. Then it is decorated as free. */
-HK_INLINE void hk_harden_on_free(void *p) {
+/* A pointer passed to free that the region map says is in region ss, unit u, of class cls (the
+ * unit's class, valid once the pointer is known to be in an active slab): a carved block start of
+ * an active slab, not already free, its canary intact. Then it is decorated as free.
+ * The slab test is one unsigned range test (a free unit's descriptor is slabs[0], never used, whose
+ * start == bump; a released slab's units point there) and Lemire's divisibility test, folded into
+ * one branch; the marker and canary tests into a second one, taken only after the first (the canary
+ * of a pointer outside every slab could lie beyond the region). */
+HK_INLINE void hk_harden_on_free_at(void *p, hk_superslab_t *ss, unsigned u, unsigned cls) {
     uintptr_t a = (uintptr_t)p;
     if (HK_HARDEN(HK_H_INVALID)) {
-        hk_slab_t *s = hk_slab_of(a);
-        if (HAK_UNLIKELY(s->capacity == 0 || (char *)p < s->start || (char *)p >= s->bump))
-            hk_report(HK_FAULT_INVALID_FREE, p, s->capacity ? s->cls : -1);
-        if (HAK_UNLIKELY(!hk_slab_on_boundary(s, a - (uintptr_t)s->start))) hk_report(HK_FAULT_INTERIOR_FREE, p, s->cls);
+        hk_slab_t *s = &ss->slabs[ss->unit_slab[u]];
+        uintptr_t off = a - (uintptr_t)s->start, magic = s->div_magic;
+        if (HAK_UNLIKELY((off >= (uintptr_t)(s->bump - s->start)) | (off * magic > magic - 1))) hk_harden_free_fault(p);
     }
-    unsigned cls = hk_ss_of(a)->unit_cls[(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1)];
     size_t bs = hk_class_info[cls].size;
-    if (HK_HARDEN(HK_H_DFREE) && HAK_UNLIKELY(*hk_marker_slot(p) == hk_marker(p))) hk_report(HK_FAULT_DOUBLE_FREE, p, (int)cls);
-    if (HK_HARDEN(HK_H_CANARY) && HAK_UNLIKELY(*hk_canary_slot(p, bs) != hk_canary(p))) hk_report(HK_FAULT_OVERFLOW, p, (int)cls);
-    hk_harden_mark_free(p, bs);
+    int bad = 0;
+    if (HK_HARDEN(HK_H_DFREE)) bad |= *hk_marker_slot(p) == hk_marker(p, cls);
+    if (HK_HARDEN(HK_H_CANARY)) bad |= *hk_canary_slot(p, bs) != hk_canary(p);
+    if (HAK_UNLIKELY(bad)) hk_harden_free_fault(p);
+    hk_harden_mark_free(p, bs, cls);
+}
+
+HK_INLINE void hk_harden_on_free(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    hk_superslab_t *ss = hk_ss_of(a);
+    unsigned u = (unsigned)(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
+    hk_harden_on_free_at(p, ss, u, ss->unit_cls[u]);
 }
 
 /* A block carved from a fresh slab: free-state decorations plus its canary. */
-HK_INLINE void hk_harden_on_carve(void *b, size_t bs) {
+HK_INLINE void hk_harden_on_carve(void *b, size_t bs, unsigned cls) {
     if (HK_HARDEN(HK_H_CANARY) && bs > 16) *hk_canary_slot(b, bs) = hk_canary(b);
-    hk_harden_mark_free(b, bs);
+    hk_harden_mark_free(b, bs, cls);
 }
 
 #endif

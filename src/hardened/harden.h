@@ -4,10 +4,14 @@
  *   ENCODE    free-list links (thread caches, slab lists, remote stacks) stored as
  *             next ^ (slot >> 12) ^ secret (safe-linking with a per-process secret)
  *   VALIDATE  a block leaving any free list is checked before its link is read: inside a region of
- *             ours, of the right class, carrying the free marker (which only a block start that
- *             was freed carries: forging it needs the secret)
- *   DFREE     double-free detection: a freed block carries a secret marker in its second word; a free
- *             of a block that carries it is a double free (false positive chance 2^-64)
+ *             ours (so it can be read) and carrying the free marker of the list's class (which only
+ *             a block start of that class that was freed carries: forging it needs the secret). The
+ *             class is folded into the marker, so the region header's class byte is not read on the
+ *             fast path; which fault it was (bad link, or a link to a block that is not free) is
+ *             worked out on the cold path
+ *   DFREE     double-free detection: a freed block carries a secret marker (of its address and
+ *             class) in its second word; a free of a block that carries it is a double free (false
+ *             positive chance 2^-64)
  *   INVALID   invalid-free detection: the pointer must be a carved block start of an active slab, or
  *             a large block's start; anything else (interior, stack, wild, foreign) is reported
  *   UAF       writes after free: words 2..3 of a freed block (the whole block in debug builds) are
@@ -70,7 +74,10 @@ HK_INLINE void hk_link_set(void *block, void *next) { *(uintptr_t *)block = hk_l
 HK_INLINE void *hk_link_get(void *block) { return hk_link_decode(block, *(uintptr_t *)block); }
 
 /* ---- free marker ---------------------------------------------------------------------------------- */
-HK_INLINE uintptr_t hk_marker(void *block) { return ((uintptr_t)block * 0x9e3779b97f4a7c15ull) ^ hk_secret ^ 0x5a5aa5a5c3c33c3cull; }
+/* The marker of a free block of class cls. The class is folded in (xor into the address: distinct classes give
+ * distinct markers at one address), so a free block checked as
+ * another class fails; the 32-bit odd multiplier spreads the address without a 64-bit constant. */
+HK_INLINE uintptr_t hk_marker(void *block, unsigned cls) { return (((uintptr_t)block ^ cls) * 0x7f4a7c15ull) ^ hk_secret; }
 HK_INLINE uintptr_t *hk_marker_slot(void *block) { return (uintptr_t *)block + 1; }
 HK_INLINE uint64_t hk_canary(void *block) { return (((uintptr_t)block ^ hk_secret) * 0xff51afd7ed558ccdull) & ~(uint64_t)0xff; }
 

@@ -86,10 +86,11 @@ HK_INLINE void hk_slab_free(void *p) {
     hk_superslab_t *ss = hk_ss_of(a);
     unsigned u = (unsigned)(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
     hk_heap_t *h = &hk_tls_heap;
-    if (HAK_HARDENED) hk_harden_on_free(p);
     /* Owner and class come from per-unit arrays: both loads depend only on p. */
+    unsigned cls = ss->unit_cls[u];
+    if (HAK_HARDENED) hk_harden_on_free_at(p, ss, u, cls);
     if (HAK_LIKELY(atomic_load_explicit(&ss->unit_owner[u], memory_order_relaxed) == h->token)) {
-        hk_tcache_push(h, ss->unit_cls[u], p);
+        hk_tcache_push(h, cls, p);
         return;
     }
     hk_free_remote(hk_slab_of(a), p);

@@ -306,7 +306,7 @@ static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
     for (uint32_t i = 0; i < n; i++) {
         char *b = first + i * bs;
         hk_link_set(b, i + 1 < n ? b + bs : NULL);
-        if (HAK_HARDENED) hk_harden_on_carve(b, bs);
+        if (HAK_HARDENED) hk_harden_on_carve(b, bs, s->cls);
     }
     s->bump += (size_t)n * bs;
     *got = n;
