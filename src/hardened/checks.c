@@ -31,3 +31,8 @@ void hk_harden_free_fault(void *p) {
     (void)bs; /* the canary test failed: only it is left */
     hk_report(HK_FAULT_OVERFLOW, p, (int)cls);
 }
+
+void hk_harden_alloc_fault(void *b, unsigned cls) {
+    if (HK_HARDEN(HK_H_VALIDATE) && *hk_marker_slot(b) != hk_marker(b, cls)) hk_harden_free_block_fault(b, cls);
+    hk_report(HK_FAULT_WRITE_AFTER_FREE, b, (int)cls); /* the marker is intact: a fill word or the canary is not */
+}

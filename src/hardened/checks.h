@@ -6,9 +6,13 @@
  *   free:  | link | marker | fill | fill | (stale user data) ...| canary |
  *           word0   word1    word2  word3                          last word
  *
- * link: encoded next pointer; marker: secret value derived from the block address, present exactly
- * while the block is free; fill: HK_UAF_PATTERN, checked at reuse; canary: written at carve and at
- * malloc (bs == 16 shares it with the marker), checked at free and at reuse. */
+ * link: encoded next pointer; marker: secret value derived from the block address and class,
+ * present exactly while the block is free; fill: the marker again (words 2..3 when they stay clear
+ * of the canary; the whole block in debug builds), checked at reuse; canary: derived from the
+ * marker, first byte zero, written at carve, checked at free and at reuse. Blocks are at least 32
+ * bytes (HK_HARDEN_MIN_BLOCK), so every one of these words has its own slot. One value (the marker) is computed per operation and every
+ * free-state word is compared against it or against the canary derived from it: the checks at
+ * reuse are one combined test, and a failure is told apart on the cold path. */
 #ifndef HK_CHECKS_H
 #define HK_CHECKS_H
 
@@ -22,14 +26,30 @@ HK_INLINE unsigned hk_uaf_words(size_t bs) {
     size_t room = (bs - HK_CANARY_BYTES) / 8; /* words before the canary */
     return room > 2 ? (unsigned)HK_MIN(room - 2, (size_t)HK_UAF_WORDS) : 0;
 }
-#define HK_UAF_WORD (0x0101010101010101ull * HK_UAF_PATTERN)
 HK_INLINE uint64_t *hk_canary_slot(void *b, size_t bs) { return (uint64_t *)((char *)b + bs - 8); }
 
-/* Puts the free-state decorations on a block (free, carve). */
-HK_INLINE void hk_harden_mark_free(void *b, size_t bs, unsigned cls) {
-    if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = hk_marker(b, cls);
+/* Runs `stmt` with `i` on each fill word index of a block of bs bytes. With two fill words (the
+ * hardened variant) it is branch-free for every block of 32 bytes and more: words 2 and 2 + (bs >= 48)
+ * (a 32-byte block has one fill word, visited twice). */
+#define HK_FOR_FILL(bs, i, stmt)                                                                         \
+    do {                                                                                                 \
+        if (HK_UAF_WORDS == 2 && HK_CANARY_BYTES == 8 && HK_HARDEN(HK_H_UAF)) {                          \
+            if (HK_HARDEN_MIN_BLOCK >= 32 || (bs) >= 32) {                                               \
+                unsigned i = 2;                                                                          \
+                stmt;                                                                                    \
+                i = 2u + ((bs) >= 48);                                                                   \
+                stmt;                                                                                    \
+            }                                                                                            \
+        } else {                                                                                         \
+            for (unsigned i = 2, n_ = 2 + hk_uaf_words(bs); i < n_; i++) stmt;                           \
+        }                                                                                                \
+    } while (0)
+
+/* Puts the free-state words on a block (free, carve): marker m and the fill. */
+HK_INLINE void hk_harden_mark_free(void *b, size_t bs, uintptr_t m) {
     uint64_t *w = (uint64_t *)b;
-    for (unsigned i = 0, n = hk_uaf_words(bs); i < n; i++) w[2 + i] = HK_UAF_WORD;
+    if (HK_HARDEN(HK_H_DFREE)) w[1] = m;
+    HK_FOR_FILL(bs, i, w[i] = m);
 }
 
 /* Cold halves of the checks below: they run only once the fast test failed, work out which fault it
@@ -38,9 +58,10 @@ HK_INLINE void hk_harden_mark_free(void *b, size_t bs, unsigned cls) {
  * like a slab's bump), so these never return: were nothing found, they would still report. Being
  * noreturn keeps the fast paths leaves without saved registers. */
 HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_block_fault(void *b, unsigned cls);
+HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_alloc_fault(void *b, unsigned cls);
 HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_fault(void *p);
 
-/* A block about to leave a free list (cache pop, flush, drain), checked before its link is read:
+/* A block about to leave a free list (flush, drain, refill), checked before its link is read:
  * inside a region of ours (so its words can be read) and carrying the free marker of class cls
  * (which only a block start of that class that was freed carries: forging it needs the secret).
  * A poisoned link fails here, before the block it names is handed out or its memory is followed.
@@ -52,15 +73,24 @@ HK_INLINE void hk_harden_check_free_block(void *b, unsigned cls) {
         hk_harden_free_block_fault(b, cls);
 }
 
-/* A block just popped for malloc: nothing was written into it while it was free. */
-HK_INLINE void hk_harden_on_alloc(void *b, unsigned cls) {
+/* A block popped from a thread cache for malloc (its link not yet followed): the free-block check
+ * above and the write-after-free check (fill and canary unchanged since the free) as one test. */
+HK_INLINE void hk_harden_on_pop(void *b, unsigned cls) {
+    if (HK_HARDEN(HK_H_VALIDATE) && HAK_UNLIKELY(!hk_region_is_ss((uintptr_t)b))) hk_harden_free_block_fault(b, cls);
     size_t bs = hk_class_info[cls].size;
+    uintptr_t m = hk_marker(b, cls);
     uint64_t *w = (uint64_t *)b, diff = 0;
-    for (unsigned i = 0, n = hk_uaf_words(bs); i < n; i++) diff |= w[2 + i] ^ HK_UAF_WORD;
-    if (HK_HARDEN(HK_H_CANARY) && bs > 16) diff |= *hk_canary_slot(b, bs) ^ hk_canary(b);
-    if (HAK_UNLIKELY(diff != 0)) hk_report(HK_FAULT_WRITE_AFTER_FREE, b, (int)cls);
-    if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = 0;
-    if (HK_HARDEN(HK_H_CANARY) && bs == 16) *hk_canary_slot(b, bs) = hk_canary(b);
+    if (HK_HARDEN(HK_H_VALIDATE)) diff |= w[1] ^ m;
+    HK_FOR_FILL(bs, i, diff |= w[i] ^ m);
+    if (HK_HARDEN(HK_H_CANARY) && (HK_HARDEN_MIN_BLOCK > 16 || bs > 16)) diff |= *hk_canary_slot(b, bs) ^ hk_canary_of(m);
+    if (HAK_UNLIKELY(diff != 0)) hk_harden_alloc_fault(b, cls);
+}
+
+/* A block just taken for malloc (checked by hk_harden_on_pop): it loses the marker. */
+HK_INLINE void hk_harden_on_alloc(void *b, unsigned cls) {
+    if (HK_HARDEN_MIN_BLOCK <= 16 && HK_HARDEN(HK_H_CANARY) && hk_class_info[cls].size == 16)
+        *hk_canary_slot(b, 16) = hk_canary(b, cls); /* shares the marker's word */
+    else if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = 0;
 }
 
 /* A pointer passed to free that the region map says is in region ss, unit u, of class cls (the
@@ -78,11 +108,12 @@ HK_INLINE void hk_harden_on_free_at(void *p, hk_superslab_t *ss, unsigned u, uns
         if (HAK_UNLIKELY((off >= (uintptr_t)(s->bump - s->start)) | (off * magic > magic - 1))) hk_harden_free_fault(p);
     }
     size_t bs = hk_class_info[cls].size;
+    uintptr_t m = hk_marker(p, cls);
     int bad = 0;
-    if (HK_HARDEN(HK_H_DFREE)) bad |= *hk_marker_slot(p) == hk_marker(p, cls);
-    if (HK_HARDEN(HK_H_CANARY)) bad |= *hk_canary_slot(p, bs) != hk_canary(p);
+    if (HK_HARDEN(HK_H_DFREE)) bad |= *hk_marker_slot(p) == m;
+    if (HK_HARDEN(HK_H_CANARY)) bad |= *hk_canary_slot(p, bs) != hk_canary_of(m);
     if (HAK_UNLIKELY(bad)) hk_harden_free_fault(p);
-    hk_harden_mark_free(p, bs, cls);
+    hk_harden_mark_free(p, bs, m);
 }
 
 HK_INLINE void hk_harden_on_free(void *p) {
@@ -94,8 +125,9 @@ HK_INLINE void hk_harden_on_free(void *p) {
 
 /* A block carved from a fresh slab: free-state decorations plus its canary. */
 HK_INLINE void hk_harden_on_carve(void *b, size_t bs, unsigned cls) {
-    if (HK_HARDEN(HK_H_CANARY) && bs > 16) *hk_canary_slot(b, bs) = hk_canary(b);
-    hk_harden_mark_free(b, bs, cls);
+    uintptr_t m = hk_marker(b, cls);
+    if (HK_HARDEN(HK_H_CANARY) && (HK_HARDEN_MIN_BLOCK > 16 || bs > 16)) *hk_canary_slot(b, bs) = hk_canary_of(m);
+    hk_harden_mark_free(b, bs, m);
 }
 
 #endif

@@ -15,14 +15,15 @@
  *   INVALID   invalid-free detection: the pointer must be a carved block start of an active slab, or
  *             a large block's start; anything else (interior, stack, wild, foreign) is reported
  *   UAF       writes after free: words 2..3 of a freed block (the whole block in debug builds) are
- *             filled with a pattern, checked (with the canary) when the block is handed out again;
+ *             filled with the marker, checked (with the canary) when the block is handed out again;
  *             writes to words 0..1 break the link or the marker and are caught by VALIDATE.
  *             Large blocks kept in the BigCache: the first and last 16 KiB are filled with the
  *             pattern at free and checked at reuse (hardened; a write between them goes unseen), or
  *             the whole mapping is PROT_NONE and a write faults (debug). The mprotect pair cost about
  *             a third of large_blocks' time in the hardened variant.
- *   CANARY    the last 8 bytes of each slab block hold a canary (first byte zero), written at
- *             malloc and checked at free: an overflow into the next block is caught
+ *   CANARY    the last 8 bytes of each slab block hold a canary (derived from the marker, first
+ *             byte zero), written at carve and checked at free: an overflow into the next block is
+ *             caught
  */
 #ifndef HK_HARDEN_H
 #define HK_HARDEN_H
@@ -52,6 +53,16 @@ _Static_assert(!HK_HARDEN(HK_H_UAF) || HK_HARDEN(HK_H_DFREE), "the UAF fill star
 
 /* Bytes reserved at the end of each slab block for the canary. */
 #define HK_CANARY_BYTES (HK_HARDEN(HK_H_CANARY) ? 8u : 0u)
+/* The smallest slab block handed out when blocks carry a marker or a canary: 32 bytes, so that
+ * link, marker, one fill word and the canary each have a word (a 16-byte block would share the
+ * marker with the canary and have no fill), and the checks need no special case for small blocks.
+ * Requests of 1..8 bytes take 32-byte blocks in the hardened variant (16 before). */
+#if HK_HARDEN(HK_H_CANARY) || HK_HARDEN(HK_H_DFREE)
+#define HK_HARDEN_MIN_BLOCK 32u
+#else
+#define HK_HARDEN_MIN_BLOCK 8u
+#endif
+
 /* Words filled after the marker of a freed block and checked at reuse. hardened: 2 (with the canary,
  * the first 32 and the last 8 bytes of a freed block are watched), a cost measured in make bench;
  * debug: the whole block. */
@@ -82,7 +93,12 @@ HK_INLINE void *hk_link_get(void *block) { return hk_link_decode(block, *(uintpt
  * another class fails; the 32-bit odd multiplier spreads the address without a 64-bit constant. */
 HK_INLINE uintptr_t hk_marker(void *block, unsigned cls) { return (((uintptr_t)block ^ cls) * 0x7f4a7c15ull) ^ hk_secret; }
 HK_INLINE uintptr_t *hk_marker_slot(void *block) { return (uintptr_t *)block + 1; }
-HK_INLINE uint64_t hk_canary(void *block) { return (((uintptr_t)block ^ hk_secret) * 0xff51afd7ed558ccdull) & ~(uint64_t)0xff; }
+/* The canary of a block whose marker is m: the marker with bits 8..30 flipped and its first byte
+ * zero (so a string read stops there). It differs from the marker in those bits, so a block whose
+ * canary and marker share word 1 (16 bytes, in builds with HK_HARDEN_MIN_BLOCK 16) never carries one
+ * where the other is expected. */
+HK_INLINE uint64_t hk_canary_of(uintptr_t m) { return (m ^ 0x5a5aa5a5u) & ~(uint64_t)0xff; }
+HK_INLINE uint64_t hk_canary(void *block, unsigned cls) { return hk_canary_of(hk_marker(block, cls)); }
 
 /* ---- the fail-fast report ------------------------------------------------------------------------ */
 typedef enum hk_fault {

@@ -61,7 +61,7 @@ HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
     hk_tcache_t *tc = &h->tc[cls];
     void *b = tc->head;
     if (HAK_UNLIKELY(b == NULL)) return NULL;
-    hk_harden_check_free_block(b, cls);
+    if (HAK_HARDENED) hk_harden_on_pop(b, cls);
     tc->head = hk_link_get(b);
     tc->room++;
     if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
