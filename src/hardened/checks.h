@@ -7,10 +7,10 @@
  *           word0   word1    word2  word3                          last word
  *
  * link: encoded next pointer; marker: secret value derived from the block address and class,
- * present exactly while the block is free; fill: the marker again (words 2..3 when they stay clear
- * of the canary; the whole block in debug builds), checked at reuse; canary: derived from the
- * marker, first byte zero, written at carve, checked at free and at reuse. Blocks are at least 32
- * bytes (HK_HARDEN_MIN_BLOCK), so every one of these words has its own slot. One value (the marker) is computed per operation and every
+ * present exactly while the block is free; canary: the marker with its first byte zeroed, written at
+ * carve, checked at free and at reuse; fill: HK_UAF_PATTERN (words 2..3, in a 32-byte block word 2
+ * only, word 3 being the canary; the whole block in debug builds), checked at reuse. Blocks are at
+ * least 32 bytes (HK_HARDEN_MIN_BLOCK), so link, marker and canary each have a word of their own. One value (the marker) is computed per operation and every
  * free-state word is compared against it or against the canary derived from it: the checks at
  * reuse are one combined test, and a failure is told apart on the cold path. */
 #ifndef HK_CHECKS_H
@@ -28,28 +28,35 @@ HK_INLINE unsigned hk_uaf_words(size_t bs) {
 }
 HK_INLINE uint64_t *hk_canary_slot(void *b, size_t bs) { return (uint64_t *)((char *)b + bs - 8); }
 
-/* Runs `stmt` with `i` on each fill word index of a block of bs bytes. With two fill words (the
- * hardened variant) it is branch-free for every block of 32 bytes and more: words 2 and 2 + (bs >= 48)
- * (a 32-byte block has one fill word, visited twice). */
-#define HK_FOR_FILL(bs, i, stmt)                                                                         \
+/* The fill: HK_UAF_WORD in the words after the marker that stay clear of the canary (two in the
+ * hardened variant, the whole block in debug builds). With two fill words, an 8-byte canary and
+ * blocks of 32 bytes and more (the hardened variant) the fill is words 2 and 3 for every block
+ * without a loop: in a 32-byte block word 3 is the canary, and "its fill" is the canary value c (one
+ * conditional move picks the value). Runs `stmt` with `i` on each fill word index and `v` its value. */
+#define HK_UAF_WORD (0x0101010101010101ull * HK_UAF_PATTERN)
+#define HK_FILL_FIXED (HK_UAF_WORDS == 2 && HK_CANARY_BYTES == 8 && HK_HARDEN_MIN_BLOCK >= 32)
+#define HK_FOR_FILL(bs, c, i, v, stmt)                                                                   \
     do {                                                                                                 \
-        if (HK_UAF_WORDS == 2 && HK_CANARY_BYTES == 8 && HK_HARDEN(HK_H_UAF)) {                          \
-            if (HK_HARDEN_MIN_BLOCK >= 32 || (bs) >= 32) {                                               \
-                unsigned i = 2;                                                                          \
-                stmt;                                                                                    \
-                i = 2u + ((bs) >= 48);                                                                   \
+        if (HK_FILL_FIXED && HK_HARDEN(HK_H_UAF)) {                                                      \
+            unsigned i = 2;                                                                              \
+            uint64_t v = HK_UAF_WORD;                                                                    \
+            stmt;                                                                                        \
+            i = 3;                                                                                       \
+            v = (bs) >= 40 ? HK_UAF_WORD : (c);                                                          \
+            stmt;                                                                                        \
+        } else {                                                                                         \
+            for (unsigned i = 2, n_ = 2 + hk_uaf_words(bs); i < n_; i++) {                               \
+                uint64_t v = HK_UAF_WORD;                                                                \
                 stmt;                                                                                    \
             }                                                                                            \
-        } else {                                                                                         \
-            for (unsigned i = 2, n_ = 2 + hk_uaf_words(bs); i < n_; i++) stmt;                           \
         }                                                                                                \
     } while (0)
 
-/* Puts the free-state words on a block (free, carve): marker m and the fill. */
-HK_INLINE void hk_harden_mark_free(void *b, size_t bs, uintptr_t m) {
+/* Puts the free-state words on a block (free, carve): marker m and the fill (c: its canary value). */
+HK_INLINE void hk_harden_mark_free(void *b, size_t bs, uintptr_t m, uint64_t c) {
     uint64_t *w = (uint64_t *)b;
     if (HK_HARDEN(HK_H_DFREE)) w[1] = m;
-    HK_FOR_FILL(bs, i, w[i] = m);
+    HK_FOR_FILL(bs, c, i, v, w[i] = v);
 }
 
 /* Cold halves of the checks below: they run only once the fast test failed, work out which fault it
@@ -79,18 +86,17 @@ HK_INLINE void hk_harden_on_pop(void *b, unsigned cls) {
     if (HK_HARDEN(HK_H_VALIDATE) && HAK_UNLIKELY(!hk_region_is_ss((uintptr_t)b))) hk_harden_free_block_fault(b, cls);
     size_t bs = hk_class_info[cls].size;
     uintptr_t m = hk_marker(b, cls);
-    uint64_t *w = (uint64_t *)b, diff = 0;
+    uint64_t c = hk_canary_of(m), *w = (uint64_t *)b, diff = 0;
     if (HK_HARDEN(HK_H_VALIDATE)) diff |= w[1] ^ m;
-    HK_FOR_FILL(bs, i, diff |= w[i] ^ m);
-    if (HK_HARDEN(HK_H_CANARY) && (HK_HARDEN_MIN_BLOCK > 16 || bs > 16)) diff |= *hk_canary_slot(b, bs) ^ hk_canary_of(m);
+    HK_FOR_FILL(bs, c, i, v, diff |= w[i] ^ v);
+    if (HK_HARDEN(HK_H_CANARY)) diff |= *hk_canary_slot(b, bs) ^ c;
     if (HAK_UNLIKELY(diff != 0)) hk_harden_alloc_fault(b, cls);
 }
 
 /* A block just taken for malloc (checked by hk_harden_on_pop): it loses the marker. */
 HK_INLINE void hk_harden_on_alloc(void *b, unsigned cls) {
-    if (HK_HARDEN_MIN_BLOCK <= 16 && HK_HARDEN(HK_H_CANARY) && hk_class_info[cls].size == 16)
-        *hk_canary_slot(b, 16) = hk_canary(b, cls); /* shares the marker's word */
-    else if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = 0;
+    (void)cls;
+    if (HK_HARDEN(HK_H_DFREE)) *hk_marker_slot(b) = 0;
 }
 
 /* A pointer passed to free that the region map says is in region ss, unit u, of class cls (the
@@ -109,11 +115,12 @@ HK_INLINE void hk_harden_on_free_at(void *p, hk_superslab_t *ss, unsigned u, uns
     }
     size_t bs = hk_class_info[cls].size;
     uintptr_t m = hk_marker(p, cls);
+    uint64_t c = hk_canary_of(m);
     int bad = 0;
     if (HK_HARDEN(HK_H_DFREE)) bad |= *hk_marker_slot(p) == m;
-    if (HK_HARDEN(HK_H_CANARY)) bad |= *hk_canary_slot(p, bs) != hk_canary_of(m);
+    if (HK_HARDEN(HK_H_CANARY)) bad |= *hk_canary_slot(p, bs) != c;
     if (HAK_UNLIKELY(bad)) hk_harden_free_fault(p);
-    hk_harden_mark_free(p, bs, m);
+    hk_harden_mark_free(p, bs, m, c);
 }
 
 HK_INLINE void hk_harden_on_free(void *p) {
@@ -126,8 +133,9 @@ HK_INLINE void hk_harden_on_free(void *p) {
 /* A block carved from a fresh slab: free-state decorations plus its canary. */
 HK_INLINE void hk_harden_on_carve(void *b, size_t bs, unsigned cls) {
     uintptr_t m = hk_marker(b, cls);
-    if (HK_HARDEN(HK_H_CANARY) && (HK_HARDEN_MIN_BLOCK > 16 || bs > 16)) *hk_canary_slot(b, bs) = hk_canary_of(m);
-    hk_harden_mark_free(b, bs, m);
+    uint64_t c = hk_canary_of(m);
+    if (HK_HARDEN(HK_H_CANARY)) *hk_canary_slot(b, bs) = c;
+    hk_harden_mark_free(b, bs, m, c);
 }
 
 #endif

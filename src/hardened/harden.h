@@ -15,7 +15,7 @@
  *   INVALID   invalid-free detection: the pointer must be a carved block start of an active slab, or
  *             a large block's start; anything else (interior, stack, wild, foreign) is reported
  *   UAF       writes after free: words 2..3 of a freed block (the whole block in debug builds) are
- *             filled with the marker, checked (with the canary) when the block is handed out again;
+ *             filled with a pattern, checked (with the canary) when the block is handed out again;
  *             writes to words 0..1 break the link or the marker and are caught by VALIDATE.
  *             Large blocks kept in the BigCache: the first and last 16 KiB are filled with the
  *             pattern at free and checked at reuse (hardened; a write between them goes unseen), or
@@ -93,11 +93,10 @@ HK_INLINE void *hk_link_get(void *block) { return hk_link_decode(block, *(uintpt
  * another class fails; the 32-bit odd multiplier spreads the address without a 64-bit constant. */
 HK_INLINE uintptr_t hk_marker(void *block, unsigned cls) { return (((uintptr_t)block ^ cls) * 0x7f4a7c15ull) ^ hk_secret; }
 HK_INLINE uintptr_t *hk_marker_slot(void *block) { return (uintptr_t *)block + 1; }
-/* The canary of a block whose marker is m: the marker with bits 8..30 flipped and its first byte
- * zero (so a string read stops there). It differs from the marker in those bits, so a block whose
- * canary and marker share word 1 (16 bytes, in builds with HK_HARDEN_MIN_BLOCK 16) never carries one
- * where the other is expected. */
-HK_INLINE uint64_t hk_canary_of(uintptr_t m) { return (m ^ 0x5a5aa5a5u) & ~(uint64_t)0xff; }
+/* The canary of a block whose marker is m: the marker with its first byte zero (so a string read
+ * stops there). Marker and canary are never compared with each other's word: blocks are at least
+ * HK_HARDEN_MIN_BLOCK bytes, so the canary never shares the marker's word. */
+HK_INLINE uint64_t hk_canary_of(uintptr_t m) { return m & ~(uint64_t)0xff; }
 HK_INLINE uint64_t hk_canary(void *block, unsigned cls) { return hk_canary_of(hk_marker(block, cls)); }
 
 /* ---- the fail-fast report ------------------------------------------------------------------------ */
