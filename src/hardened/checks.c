@@ -36,3 +36,9 @@ void hk_harden_alloc_fault(void *b, unsigned cls) {
     if (HK_HARDEN(HK_H_VALIDATE) && *hk_marker_slot(b) != hk_marker(b, cls)) hk_harden_free_block_fault(b, cls);
     hk_report(HK_FAULT_WRITE_AFTER_FREE, b, (int)cls); /* the marker is intact: a fill word or the canary is not */
 }
+
+void hk_harden_slab_block_fault(const hk_slab_t *s, void *b) {
+    if ((uintptr_t)b - (uintptr_t)s->start >= (uintptr_t)(s->bump - s->start))
+        hk_report(HK_FAULT_LINK_CORRUPT, b, s->cls); /* not a carved block of the slab whose list it is on */
+    hk_harden_free_block_fault(b, s->cls);
+}

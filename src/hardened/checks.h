@@ -66,6 +66,7 @@ HK_INLINE void hk_harden_mark_free(void *b, size_t bs, uintptr_t m, uint64_t c) 
  * noreturn keeps the fast paths leaves without saved registers. */
 HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_block_fault(void *b, unsigned cls);
 HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_alloc_fault(void *b, unsigned cls);
+HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_slab_block_fault(const hk_slab_t *s, void *b);
 HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_fault(void *p);
 
 /* A block about to leave a free list (flush, drain, refill), checked before its link is read:
@@ -78,6 +79,16 @@ HK_INLINE void hk_harden_check_free_block(void *b, unsigned cls) {
     if (!HK_HARDEN(HK_H_VALIDATE)) return;
     if (HAK_UNLIKELY(!hk_region_is_ss((uintptr_t)b) || *hk_marker_slot(b) != hk_marker(b, cls)))
         hk_harden_free_block_fault(b, cls);
+}
+
+/* A block of one of slab s's own lists (its remote stack, its local list), checked before its link
+ * is followed: inside the carved part of s (cheaper than the region map and stronger: every block on
+ * those lists belongs to s) and carrying the free marker of s's class. Owner only (bump is stable). */
+HK_INLINE void hk_harden_check_slab_block(const hk_slab_t *s, void *b) {
+    if (!HK_HARDEN(HK_H_VALIDATE)) return;
+    if (HAK_UNLIKELY((uintptr_t)b - (uintptr_t)s->start >= (uintptr_t)(s->bump - s->start) ||
+                     *hk_marker_slot(b) != hk_marker(b, s->cls)))
+        hk_harden_slab_block_fault(s, b);
 }
 
 /* A block popped from a thread cache for malloc (its link not yet followed): the free-block check
