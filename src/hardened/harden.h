@@ -4,11 +4,12 @@
  *   ENCODE    free-list links (thread caches, slab lists, remote stacks) stored as
  *             next ^ (slot >> 12) ^ secret (safe-linking with a per-process secret)
  *   VALIDATE  a block leaving any free list is checked before its link is read: inside a region of
- *             ours (so it can be read) and carrying the free marker of the list's class (which only
- *             a block start of that class that was freed carries: forging it needs the secret). The
- *             class is folded into the marker, so the region header's class byte is not read on the
- *             fast path; which fault it was (bad link, or a link to a block that is not free) is
- *             worked out on the cold path
+ *             ours (thread caches) or inside the carved part of the slab whose list it is on (a
+ *             slab's remote stack and local list), so it can be read, and carrying the free marker
+ *             of the list's class (which only a block start of that class that was freed carries:
+ *             forging it needs the secret). The class is folded into the marker, so the region
+ *             header's class byte is not read on the fast path; which fault it was (bad link, or a
+ *             link to a block that is not free) is worked out on the cold path
  *   DFREE     double-free detection: a freed block carries a secret marker (of its address and
  *             class) in its second word; a free of a block that carries it is a double free (false
  *             positive chance 2^-64)
@@ -21,9 +22,19 @@
  *             pattern at free and checked at reuse (hardened; a write between them goes unseen), or
  *             the whole mapping is PROT_NONE and a write faults (debug). The mprotect pair cost about
  *             a third of large_blocks' time in the hardened variant.
- *   CANARY    the last 8 bytes of each slab block hold a canary (derived from the marker, first
- *             byte zero), written at carve and checked at free: an overflow into the next block is
- *             caught
+ *   CANARY    the last 8 bytes of each slab block hold a canary (the marker with its first byte
+ *             zero), written at carve and checked at free: an overflow into the next block is caught
+ *
+ * Changes in detection strength since the checks were first measured (all else is as strong as it
+ * was; only where a check runs and how its value is computed changed):
+ *   - large blocks in the BigCache (hardened, not debug): a write after free is caught at reuse only
+ *     in the first and last 16 KiB of the mapping; it used to fault anywhere (PROT_NONE).
+ *   - a slab's remote stack and local list: a node must lie in that slab's carved part; a free block
+ *     of another slab of the same class used to pass (stronger).
+ *   - as before, reading a live block's canary (an over-read past its end) or a freed block's marker
+ *     gives the secret away to whoever knows the block's address; the canary is now the marker's top
+ *     56 bits, where it used to be a multiply of the address and the secret (the same leak).
+ *   - hardened blocks are at least 32 bytes (HK_HARDEN_MIN_BLOCK): requests of 1..8 bytes take 32 B.
  */
 #ifndef HK_HARDEN_H
 #define HK_HARDEN_H
