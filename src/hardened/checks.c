@@ -28,12 +28,13 @@ void hk_harden_free_fault(void *p) {
     unsigned cls = ss->unit_cls[(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1)];
     size_t bs = hk_class_info[cls].size;
     if (HK_HARDEN(HK_H_DFREE) && *hk_marker_slot(p) == hk_marker(p, cls)) hk_report(HK_FAULT_DOUBLE_FREE, p, (int)cls);
-    (void)bs; /* the canary test failed: only it is left */
-    hk_report(HK_FAULT_OVERFLOW, p, (int)cls);
+    if (HK_HARDEN(HK_H_CANARY) && *hk_canary_slot(p, bs) != hk_canary(p, cls)) hk_report(HK_FAULT_OVERFLOW, p, (int)cls);
+    hk_report(HK_FAULT_INVALID_FREE, p, (int)cls); /* unreachable in a correct program: see checks.h */
 }
 
-void hk_harden_alloc_fault(void *b, unsigned cls) {
-    if (HK_HARDEN(HK_H_VALIDATE) && *hk_marker_slot(b) != hk_marker(b, cls)) hk_harden_free_block_fault(b, cls);
+void *hk_harden_alloc_fault(void *b, unsigned cls) {
+    if (HK_HARDEN(HK_H_VALIDATE) && (!hk_region_is_ss((uintptr_t)b) || *hk_marker_slot(b) != hk_marker(b, cls)))
+        hk_harden_free_block_fault(b, cls);
     hk_report(HK_FAULT_WRITE_AFTER_FREE, b, (int)cls); /* the marker is intact: a fill word or the canary is not */
 }
 

@@ -62,12 +62,14 @@ HK_INLINE void hk_harden_mark_free(void *b, size_t bs, uintptr_t m, uint64_t c) 
 /* Cold halves of the checks below: they run only once the fast test failed, work out which fault it
  * is (the same tests in the order of the old one-test-per-branch code, every field re-read) and
  * report it. A fast test fails only on a fault (the fields it reads are the owner's, or only grow,
- * like a slab's bump), so these never return: were nothing found, they would still report. Being
- * noreturn keeps the fast paths leaves without saved registers. */
+ * like a slab's bump), so these never return: were nothing found, they would still report.
+ * The two called from malloc's and free's fast paths are not declared noreturn, and those paths
+ * call them last (`return hk_harden_alloc_fault(...)`): the compiler then jumps to them (a tail
+ * call) and the fast paths need no stack frame; a noreturn call would need one. */
 HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_block_fault(void *b, unsigned cls);
-HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_alloc_fault(void *b, unsigned cls);
+HK_HIDDEN __attribute__((cold, returns_nonnull)) void *hk_harden_alloc_fault(void *b, unsigned cls);
 HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_slab_block_fault(const hk_slab_t *s, void *b);
-HK_HIDDEN __attribute__((noreturn, cold)) void hk_harden_free_fault(void *p);
+HK_HIDDEN __attribute__((cold)) void hk_harden_free_fault(void *p);
 
 /* A block about to leave a free list (flush, drain, refill), checked before its link is read:
  * inside a region of ours (so its words can be read) and carrying the free marker of class cls
@@ -92,16 +94,17 @@ HK_INLINE void hk_harden_check_slab_block(const hk_slab_t *s, void *b) {
 }
 
 /* A block popped from a thread cache for malloc (its link not yet followed): the free-block check
- * above and the write-after-free check (fill and canary unchanged since the free) as one test. */
-HK_INLINE void hk_harden_on_pop(void *b, unsigned cls) {
-    if (HK_HARDEN(HK_H_VALIDATE) && HAK_UNLIKELY(!hk_region_is_ss((uintptr_t)b))) hk_harden_free_block_fault(b, cls);
+ * above and the write-after-free check (fill and canary unchanged since the free) as one test.
+ * Nonzero: a fault (the caller returns hk_harden_alloc_fault(b, cls)). */
+HK_INLINE int hk_harden_pop_bad(void *b, unsigned cls) {
+    if (HK_HARDEN(HK_H_VALIDATE) && HAK_UNLIKELY(!hk_region_is_ss((uintptr_t)b))) return 1;
     size_t bs = hk_class_info[cls].size;
     uintptr_t m = hk_marker(b, cls);
     uint64_t c = hk_canary_of(m), *w = (uint64_t *)b, diff = 0;
     if (HK_HARDEN(HK_H_VALIDATE)) diff |= w[1] ^ m;
     HK_FOR_FILL(bs, c, i, v, diff |= w[i] ^ v);
     if (HK_HARDEN(HK_H_CANARY)) diff |= *hk_canary_slot(b, bs) ^ c;
-    if (HAK_UNLIKELY(diff != 0)) hk_harden_alloc_fault(b, cls);
+    return diff != 0;
 }
 
 /* A block just taken for malloc (checked by hk_harden_on_pop): it loses the marker. */
@@ -117,12 +120,14 @@ HK_INLINE void hk_harden_on_alloc(void *b, unsigned cls) {
  * start == bump; a released slab's units point there) and Lemire's divisibility test, folded into
  * one branch; the marker and canary tests into a second one, taken only after the first (the canary
  * of a pointer outside every slab could lie beyond the region). */
-HK_INLINE void hk_harden_on_free_at(void *p, hk_superslab_t *ss, unsigned u, unsigned cls) {
+/* Returns nonzero on a fault (the caller returns after hk_harden_free_fault(p)); else the block is
+ * decorated as free. */
+HK_INLINE int hk_harden_free_bad(void *p, hk_superslab_t *ss, unsigned u, unsigned cls) {
     uintptr_t a = (uintptr_t)p;
     if (HK_HARDEN(HK_H_INVALID)) {
         hk_slab_t *s = &ss->slabs[ss->unit_slab[u]];
         uintptr_t off = a - (uintptr_t)s->start, magic = s->div_magic;
-        if (HAK_UNLIKELY((off >= (uintptr_t)(s->bump - s->start)) | (off * magic > magic - 1))) hk_harden_free_fault(p);
+        if (HAK_UNLIKELY((off >= (uintptr_t)(s->bump - s->start)) | (off * magic > magic - 1))) return 1;
     }
     size_t bs = hk_class_info[cls].size;
     uintptr_t m = hk_marker(p, cls);
@@ -130,15 +135,17 @@ HK_INLINE void hk_harden_on_free_at(void *p, hk_superslab_t *ss, unsigned u, uns
     int bad = 0;
     if (HK_HARDEN(HK_H_DFREE)) bad |= *hk_marker_slot(p) == m;
     if (HK_HARDEN(HK_H_CANARY)) bad |= *hk_canary_slot(p, bs) != c;
-    if (HAK_UNLIKELY(bad)) hk_harden_free_fault(p);
+    if (HAK_UNLIKELY(bad)) return 1;
     hk_harden_mark_free(p, bs, m, c);
+    return 0;
 }
 
+/* The free checks of a pointer the region map places in a region (slow and traced paths). */
 HK_INLINE void hk_harden_on_free(void *p) {
     uintptr_t a = (uintptr_t)p;
     hk_superslab_t *ss = hk_ss_of(a);
     unsigned u = (unsigned)(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
-    hk_harden_on_free_at(p, ss, u, ss->unit_cls[u]);
+    if (HAK_UNLIKELY(hk_harden_free_bad(p, ss, u, ss->unit_cls[u]))) hk_harden_free_fault(p);
 }
 
 /* A block carved from a fresh slab: free-state decorations plus its canary. */

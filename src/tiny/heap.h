@@ -61,7 +61,7 @@ HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
     hk_tcache_t *tc = &h->tc[cls];
     void *b = tc->head;
     if (HAK_UNLIKELY(b == NULL)) return NULL;
-    if (HAK_HARDENED) hk_harden_on_pop(b, cls);
+    if (HAK_HARDENED && HAK_UNLIKELY(hk_harden_pop_bad(b, cls))) return hk_harden_alloc_fault(b, cls);
     tc->head = hk_link_get(b);
     tc->room++;
     if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
@@ -88,7 +88,10 @@ HK_INLINE void hk_slab_free(void *p) {
     hk_heap_t *h = &hk_tls_heap;
     /* Owner and class come from per-unit arrays: both loads depend only on p. */
     unsigned cls = ss->unit_cls[u];
-    if (HAK_HARDENED) hk_harden_on_free_at(p, ss, u, cls);
+    if (HAK_HARDENED && HAK_UNLIKELY(hk_harden_free_bad(p, ss, u, cls))) {
+        hk_harden_free_fault(p); /* does not return; a tail call */
+        return;
+    }
     if (HAK_LIKELY(atomic_load_explicit(&ss->unit_owner[u], memory_order_relaxed) == h->token)) {
         hk_tcache_push(h, cls, p);
         return;
