@@ -86,14 +86,18 @@ HK_INLINE void hk_slab_free(void *p) {
     hk_superslab_t *ss = hk_ss_of(a);
     unsigned u = (unsigned)(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
     hk_heap_t *h = &hk_tls_heap;
-    /* Owner and class come from per-unit arrays: both loads depend only on p. */
-    unsigned cls = ss->unit_cls[u];
-    if (HAK_HARDENED && HAK_UNLIKELY(hk_harden_free_bad(p, ss, u, cls))) {
-        hk_harden_free_fault(p); /* does not return; a tail call */
-        return;
+    /* Owner and class come from per-unit arrays: both loads depend only on p. The hardened checks
+     * need the class first; the release path loads it only for a local push, as it always did. */
+    unsigned hcls = 0;
+    if (HAK_HARDENED) {
+        hcls = ss->unit_cls[u];
+        if (HAK_UNLIKELY(hk_harden_free_bad(p, ss, u, hcls))) {
+            hk_harden_free_fault(p); /* does not return; a tail call */
+            return;
+        }
     }
     if (HAK_LIKELY(atomic_load_explicit(&ss->unit_owner[u], memory_order_relaxed) == h->token)) {
-        hk_tcache_push(h, cls, p);
+        hk_tcache_push(h, HAK_HARDENED ? hcls : ss->unit_cls[u], p);
         return;
     }
     hk_free_remote(hk_slab_of(a), p);
