@@ -12,11 +12,10 @@ HK_INLINE void hk_ensure_init(void) {
     if (HAK_UNLIKELY(atomic_load_explicit(&hk_init_state, memory_order_acquire) != 2)) hk_init_slow();
 }
 
-/* The slab bytes a request of n needs: n itself, plus the canary in hardened builds, and at least 16
- * (link + marker: with DFREE on and CANARY off, a request of 8 must not get an 8-byte block, whose
- * marker word would be the next block's link). */
+/* The slab bytes a request of n needs: n itself, plus the canary in hardened builds, and at least
+ * HK_HARDEN_MIN_BLOCK (hardened/harden.h: link, marker, fill and canary each in a word of their own). */
 #if HK_HARDEN(HK_H_CANARY) || HK_HARDEN(HK_H_DFREE)
-#define HK_REQ(n) ((n) + HK_CANARY_BYTES < 16 ? (size_t)16 : (n) + HK_CANARY_BYTES)
+#define HK_REQ(n) ((n) + HK_CANARY_BYTES < HK_HARDEN_MIN_BLOCK ? (size_t)HK_HARDEN_MIN_BLOCK : (n) + HK_CANARY_BYTES)
 #define HK_SMALL_LIMIT (HK_MID_MAX - HK_CANARY_BYTES)
 #else
 #define HK_REQ(n) (n)

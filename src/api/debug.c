@@ -71,7 +71,7 @@ static const char *hk_node_problem(void *b, unsigned cls, hk_slab_t *want) {
     if (s->cls != cls) return "node of the wrong class";
     if ((char *)b < s->start || (char *)b >= s->bump) return "node outside the carved part of its slab";
     if (!hk_slab_on_boundary(s, a - (uintptr_t)s->start)) return "node not on a block boundary";
-    if (HK_HARDEN(HK_H_DFREE) && *hk_marker_slot(b) != hk_marker(b)) return "node without the free marker (live block)";
+    if (HK_HARDEN(HK_H_DFREE) && *hk_marker_slot(b) != hk_marker(b, cls)) return "node without the free marker (live block)";
     return NULL;
 }
 

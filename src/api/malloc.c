@@ -108,7 +108,7 @@ static inline void *hk_realloc_impl(void *p, size_t n) {
             if (s->capacity == 0 || (char *)p < s->start || (char *)p >= s->bump ||
                 !hk_slab_on_boundary(s, (uintptr_t)p - (uintptr_t)s->start))
                 hk_report(HK_FAULT_REALLOC_INVALID, p, s->capacity ? s->cls : -1);
-            if (HK_HARDEN(HK_H_DFREE) && *hk_marker_slot(p) == hk_marker(p)) hk_report(HK_FAULT_REALLOC_FREED, p, s->cls);
+            if (HK_HARDEN(HK_H_DFREE) && *hk_marker_slot(p) == hk_marker(p, s->cls)) hk_report(HK_FAULT_REALLOC_FREED, p, s->cls);
         }
         old = s->block_size - HK_CANARY_BYTES;
         /* Stay in place when the new size fits and would not fit a smaller class. */

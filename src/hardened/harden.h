@@ -4,18 +4,37 @@
  *   ENCODE    free-list links (thread caches, slab lists, remote stacks) stored as
  *             next ^ (slot >> 12) ^ secret (safe-linking with a per-process secret)
  *   VALIDATE  a block leaving any free list is checked before its link is read: inside a region of
- *             ours, of the right class, carrying the free marker (which only a block start that
- *             was freed carries: forging it needs the secret)
- *   DFREE     double-free detection: a freed block carries a secret marker in its second word; a free
- *             of a block that carries it is a double free (false positive chance 2^-64)
+ *             ours (thread caches) or inside the carved part of the slab whose list it is on (a
+ *             slab's remote stack and local list), so it can be read, and carrying the free marker
+ *             of the list's class (which only a block start of that class that was freed carries:
+ *             forging it needs the secret). The class is folded into the marker, so the region
+ *             header's class byte is not read on the fast path; which fault it was (bad link, or a
+ *             link to a block that is not free) is worked out on the cold path
+ *   DFREE     double-free detection: a freed block carries a secret marker (of its address and
+ *             class) in its second word; a free of a block that carries it is a double free (false
+ *             positive chance 2^-64)
  *   INVALID   invalid-free detection: the pointer must be a carved block start of an active slab, or
  *             a large block's start; anything else (interior, stack, wild, foreign) is reported
  *   UAF       writes after free: words 2..3 of a freed block (the whole block in debug builds) are
  *             filled with a pattern, checked (with the canary) when the block is handed out again;
  *             writes to words 0..1 break the link or the marker and are caught by VALIDATE.
- *             Large blocks kept in the BigCache are mprotect'ed PROT_NONE: a write faults.
- *   CANARY    the last 8 bytes of each slab block hold a canary (first byte zero), written at
- *             malloc and checked at free: an overflow into the next block is caught
+ *             Large blocks kept in the BigCache: the first and last 16 KiB are filled with the
+ *             pattern at free and checked at reuse (hardened; a write between them goes unseen), or
+ *             the whole mapping is PROT_NONE and a write faults (debug). The mprotect pair cost about
+ *             a third of large_blocks' time in the hardened variant.
+ *   CANARY    the last 8 bytes of each slab block hold a canary (the marker with its first byte
+ *             zero), written at carve and checked at free: an overflow into the next block is caught
+ *
+ * Changes in detection strength since the checks were first measured (all else is as strong as it
+ * was; only where a check runs and how its value is computed changed):
+ *   - large blocks in the BigCache (hardened, not debug): a write after free is caught at reuse only
+ *     in the first and last 16 KiB of the mapping; it used to fault anywhere (PROT_NONE).
+ *   - a slab's remote stack and local list: a node must lie in that slab's carved part; a free block
+ *     of another slab of the same class used to pass (stronger).
+ *   - as before, reading a live block's canary (an over-read past its end) or a freed block's marker
+ *     gives the secret away to whoever knows the block's address; the canary is now the marker's top
+ *     56 bits, where it used to be a multiply of the address and the secret (the same leak).
+ *   - hardened blocks are at least 32 bytes (HK_HARDEN_MIN_BLOCK): requests of 1..8 bytes take 32 B.
  */
 #ifndef HK_HARDEN_H
 #define HK_HARDEN_H
@@ -45,6 +64,16 @@ _Static_assert(!HK_HARDEN(HK_H_UAF) || HK_HARDEN(HK_H_DFREE), "the UAF fill star
 
 /* Bytes reserved at the end of each slab block for the canary. */
 #define HK_CANARY_BYTES (HK_HARDEN(HK_H_CANARY) ? 8u : 0u)
+/* The smallest slab block handed out when blocks carry a marker or a canary: 32 bytes, so that
+ * link, marker, one fill word and the canary each have a word (a 16-byte block would share the
+ * marker with the canary and have no fill), and the checks need no special case for small blocks.
+ * Requests of 1..8 bytes take 32-byte blocks in the hardened variant (16 before). */
+#if HK_HARDEN(HK_H_CANARY) || HK_HARDEN(HK_H_DFREE)
+#define HK_HARDEN_MIN_BLOCK 32u
+#else
+#define HK_HARDEN_MIN_BLOCK 8u
+#endif
+
 /* Words filled after the marker of a freed block and checked at reuse. hardened: 2 (with the canary,
  * the first 32 and the last 8 bytes of a freed block are watched), a cost measured in make bench;
  * debug: the whole block. */
@@ -70,9 +99,16 @@ HK_INLINE void hk_link_set(void *block, void *next) { *(uintptr_t *)block = hk_l
 HK_INLINE void *hk_link_get(void *block) { return hk_link_decode(block, *(uintptr_t *)block); }
 
 /* ---- free marker ---------------------------------------------------------------------------------- */
-HK_INLINE uintptr_t hk_marker(void *block) { return ((uintptr_t)block * 0x9e3779b97f4a7c15ull) ^ hk_secret ^ 0x5a5aa5a5c3c33c3cull; }
+/* The marker of a free block of class cls. The class is folded in (xor into the address: distinct classes give
+ * distinct markers at one address), so a free block checked as
+ * another class fails; the 32-bit odd multiplier spreads the address without a 64-bit constant. */
+HK_INLINE uintptr_t hk_marker(void *block, unsigned cls) { return (((uintptr_t)block ^ cls) * 0x7f4a7c15ull) ^ hk_secret; }
 HK_INLINE uintptr_t *hk_marker_slot(void *block) { return (uintptr_t *)block + 1; }
-HK_INLINE uint64_t hk_canary(void *block) { return (((uintptr_t)block ^ hk_secret) * 0xff51afd7ed558ccdull) & ~(uint64_t)0xff; }
+/* The canary of a block whose marker is m: the marker with its first byte zero (so a string read
+ * stops there). Marker and canary are never compared with each other's word: blocks are at least
+ * HK_HARDEN_MIN_BLOCK bytes, so the canary never shares the marker's word. */
+HK_INLINE uint64_t hk_canary_of(uintptr_t m) { return m & ~(uint64_t)0xff; }
+HK_INLINE uint64_t hk_canary(void *block, unsigned cls) { return hk_canary_of(hk_marker(block, cls)); }
 
 /* ---- the fail-fast report ------------------------------------------------------------------------ */
 typedef enum hk_fault {

@@ -163,6 +163,7 @@ void hk_ss_slab_release(hk_slab_t *s) {
     uint32_t bits = ((s->units == 32) ? ~0u : ((1u << s->units) - 1)) << s->first_unit;
     for (unsigned u = 0; u < s->units; u++) ss->unit_slab[s->first_unit + u] = 0;
     s->capacity = 0; /* marks the descriptor unused: frees that land here are invalid */
+    s->bump = s->start; /* and so does an empty carved range (the hardened free's one range test) */
     s->block_size = 0;
     if (ss->free_mask == 0) hk_ss_move_locked(ss, 1);
     ss->free_mask |= bits;

@@ -74,9 +74,13 @@ extern HK_HIDDEN uint8_t hk_region_kind[HK_MAP_ENTRIES];
 
 HK_INLINE int hk_region_is_ss(uintptr_t a) {
 #if HAK_HARDENED
-    if (HAK_UNLIKELY(a >> HK_VA_BITS)) return 0;
-#endif
+    /* one test for a non-canonical or kernel address: its map index is past the map */
+    uintptr_t i = a >> HK_SS_SHIFT;
+    if (HAK_UNLIKELY(i >= HK_MAP_ENTRIES)) return 0;
+    return __atomic_load_n(&hk_region_kind[i], __ATOMIC_RELAXED) == HK_REGION_SS;
+#else
     return __atomic_load_n(&hk_region_kind[(a >> HK_SS_SHIFT) & (HK_MAP_ENTRIES - 1)], __ATOMIC_RELAXED) == HK_REGION_SS;
+#endif
 }
 HK_INLINE hk_superslab_t *hk_ss_of(uintptr_t a) { return (hk_superslab_t *)(a & ~(uintptr_t)HK_SS_MASK); }
 HK_INLINE hk_slab_t *hk_slab_of(uintptr_t a) {

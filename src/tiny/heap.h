@@ -61,7 +61,7 @@ HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
     hk_tcache_t *tc = &h->tc[cls];
     void *b = tc->head;
     if (HAK_UNLIKELY(b == NULL)) return NULL;
-    hk_harden_check_free_block(b, cls);
+    if (HAK_HARDENED && HAK_UNLIKELY(hk_harden_pop_bad(b, cls))) return hk_harden_alloc_fault(b, cls);
     tc->head = hk_link_get(b);
     tc->room++;
     if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
@@ -86,10 +86,18 @@ HK_INLINE void hk_slab_free(void *p) {
     hk_superslab_t *ss = hk_ss_of(a);
     unsigned u = (unsigned)(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1);
     hk_heap_t *h = &hk_tls_heap;
-    if (HAK_HARDENED) hk_harden_on_free(p);
-    /* Owner and class come from per-unit arrays: both loads depend only on p. */
+    /* Owner and class come from per-unit arrays: both loads depend only on p. The hardened checks
+     * need the class first; the release path loads it only for a local push, as it always did. */
+    unsigned hcls = 0;
+    if (HAK_HARDENED) {
+        hcls = ss->unit_cls[u];
+        if (HAK_UNLIKELY(hk_harden_free_bad(p, ss, u, hcls))) {
+            hk_harden_free_fault(p); /* does not return; a tail call */
+            return;
+        }
+    }
     if (HAK_LIKELY(atomic_load_explicit(&ss->unit_owner[u], memory_order_relaxed) == h->token)) {
-        hk_tcache_push(h, ss->unit_cls[u], p);
+        hk_tcache_push(h, HAK_HARDENED ? hcls : ss->unit_cls[u], p);
         return;
     }
     hk_free_remote(hk_slab_of(a), p);

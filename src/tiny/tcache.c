@@ -72,9 +72,9 @@ static uint32_t hk_slab_drain(hk_heap_t *h, hk_slab_t *s) {
     if (head == NULL) return 0;
     uint32_t n = 1;
     void *tail = head;
-    hk_harden_check_free_block(head, s->cls);
+    hk_harden_check_slab_block(s, head);
     for (void *next; (next = hk_link_get(tail)) != NULL; tail = next) {
-        hk_harden_check_free_block(next, s->cls);
+        hk_harden_check_slab_block(s, next);
         if (HAK_UNLIKELY(++n > s->capacity)) hk_report(HK_FAULT_LINK_CORRUPT, tail, s->cls); /* a cycle */
     }
     hk_link_set(tail, s->local_free);
@@ -306,7 +306,7 @@ static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
     for (uint32_t i = 0; i < n; i++) {
         char *b = first + i * bs;
         hk_link_set(b, i + 1 < n ? b + bs : NULL);
-        if (HAK_HARDENED) hk_harden_on_carve(b, bs);
+        if (HAK_HARDENED) hk_harden_on_carve(b, bs, s->cls);
     }
     s->bump += (size_t)n * bs;
     *got = n;
@@ -374,7 +374,7 @@ void *hk_tcache_refill(unsigned cls) {
                 if (got >= want || h->partial[cls] == NULL || s->bump < s->end) break;
                 /* Going on: find this list's tail (its blocks are about to be used anyway). */
                 for (tail = list;;) {
-                    hk_harden_check_free_block(tail, cls);
+                    hk_harden_check_slab_block(s, tail);
                     void *next = hk_link_get(tail);
                     if (next == NULL) break;
                     tail = next;

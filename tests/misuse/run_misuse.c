@@ -129,7 +129,11 @@ static const mr_case_t mr_static_cases[] = {
     {"write_after_free.beyond_fill", "write_after_free", "beyond_fill", F_UAF, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH,
      "a freed block's fill is two words (bytes 16..31, HK_UAF_WORDS) plus the canary; a write at offset 40 is not seen"},
     {"write_after_free.large", "write_after_free", "large", F_UAF, NULL, CLS_LARGE, TID_MAIN, 1, 0, FL_BOTH,
-     "large blocks carry no fill; a freed one kept in the BigCache stays writable and is handed out unchecked"},
+     "hardened: only the first and last 16 KiB of a freed large block kept in the BigCache are filled and checked at "
+     "reuse (this write, at offset 100, is caught); debug: the cached block is PROT_NONE"},
+    {"write_after_free.large_middle", "write_after_free", "large_middle", F_UAF, NULL, CLS_LARGE, TID_MAIN, 1, 0, FL_BOTH,
+     "hardened: a write between the watched first and last 16 KiB of a cached large block is not seen; debug: the "
+     "cached block is PROT_NONE"},
     /* link poisoning: probabilistic in principle (the secret), so run many times */
     {"poison_link.live", "poison_link", "live", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 1, FL_BOTH, NULL},
     {"poison_link.mangled", "poison_link", "mangled", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 1, FL_BOTH, NULL},

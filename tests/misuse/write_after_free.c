@@ -15,8 +15,11 @@
  *                limit of the hardened design)
  *   calloc       write after free, then calloc of the same size hands the block out again
  *   large        a 1 MiB block: freed, written at offset 100 if its page is still mapped (a
- *                BigCache entry), then 1 MiB blocks allocated until it comes back. Large blocks
- *                carry no fill: only unmapping protects them (a documented limit)
+ *                BigCache entry), then 1 MiB blocks allocated until it comes back. The hardened
+ *                variant fills the first and last 16 KiB of a cached block and checks them at reuse;
+ *                the debug variant makes the cached block PROT_NONE
+ *   large_middle the same, written at offset 512 KiB: between the watched ends (a documented limit
+ *                of the hardened variant)
  */
 #define _GNU_SOURCE
 #include "misuse.h"
@@ -80,16 +83,15 @@ static void waf_calloc(int argc, char **argv) {
     waf_write(64, 24, 1, 0x41, 1, "write after free, block handed out again by calloc");
 }
 
-static void waf_large(int argc, char **argv) {
-    (void)argc, (void)argv;
+static void waf_large_at(size_t off) {
     size_t size = 1u << 20;
     unsigned char *p = MU_MALLOC(size);
     if (p == NULL) mu_setup_failed("malloc");
     memset(p, 0x5c, 4096);
     mu_note_ptr(p);
     MU_FREE(p);
-    if (!mu_page_mapped(p + 100) || !mu_page_accessible(p + 100)) mu_unmapped(); /* the write would fault */
-    ((unsigned char *)mu_launder(p))[100] = 0x41;
+    if (!mu_page_mapped(p + off) || !mu_page_accessible(p + off)) mu_unmapped(); /* the write would fault */
+    ((unsigned char *)mu_launder(p))[off] = 0x41;
     for (int i = 0; i < 64; i++) {
         void *q = MU_MALLOC(size);
         if (q == NULL) mu_setup_failed("malloc");
@@ -98,11 +100,21 @@ static void waf_large(int argc, char **argv) {
     mu_missed("write after free of a 1 MiB block (its mapping stayed writable)");
 }
 
+static void waf_large(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_large_at(100);
+}
+
+static void waf_large_middle(int argc, char **argv) {
+    (void)argc, (void)argv;
+    waf_large_at(512u << 10);
+}
+
 int main(int argc, char **argv) {
     static const mu_variant_t v[] = {
         {"small", waf_small},         {"small_word", waf_small_word},   {"mid", waf_mid},
         {"link_word", waf_link_word}, {"marker_word", waf_marker_word}, {"beyond_fill", waf_beyond_fill},
-        {"calloc", waf_calloc},       {"large", waf_large},
+        {"calloc", waf_calloc},       {"large", waf_large},             {"large_middle", waf_large_middle},
     };
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }
