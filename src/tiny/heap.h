@@ -57,15 +57,20 @@ extern HK_HIDDEN __thread hk_heap_t hk_tls_heap __attribute__((tls_model("initia
 
 /* ---- fast paths ---------------------------------------------------------------------------------- */
 
-HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
+/* Pops b, the head of tc[cls] (not NULL). */
+HK_INLINE void *hk_tcache_pop_head(hk_heap_t *h, unsigned cls, void *b) {
     hk_tcache_t *tc = &h->tc[cls];
-    void *b = tc->head;
-    if (HAK_UNLIKELY(b == NULL)) return NULL;
     hk_harden_check_free_block(b, cls);
     tc->head = hk_link_get(b);
     tc->room++;
     if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
     return b;
+}
+
+HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
+    void *b = h->tc[cls].head;
+    if (HAK_UNLIKELY(b == NULL)) return NULL;
+    return hk_tcache_pop_head(h, cls, b);
 }
 
 HK_HIDDEN void hk_tcache_flush(hk_heap_t *h, unsigned cls);
