@@ -487,10 +487,10 @@ static void hk_trace_crash_chunk(int fd, int sig, int from_report) {
 static hk_tslot_t *hk_trace_scratch;
 static _Atomic uint32_t hk_trace_scratch_lock;
 
-/* The pc range of the ring fast paths (traced.inc): a fault there is inside the recorded op. The
- * linker defines both for section hk_trace_fast; weak: a program without api/malloc.c has neither. */
-extern const char __start_hk_trace_fast[] HK_HIDDEN __attribute__((weak));
-extern const char __stop_hk_trace_fast[] HK_HIDDEN __attribute__((weak));
+/* The pc range of HK_OP_TEXT code (common.h): a fault there is inside the recorded op. The linker
+ * defines both for section hk_op_text; weak: a program without api/malloc.c has neither. */
+extern const char __start_hk_op_text[] HK_HIDDEN __attribute__((weak));
+extern const char __stop_hk_op_text[] HK_HIDDEN __attribute__((weak));
 
 static int hk_trace_dump_at(const char *path, int sig, int from_report, int inflight);
 
@@ -601,7 +601,7 @@ static void hk_trace_on_signal(int sig, siginfo_t *si, void *uc) {
     (void)si;
     int saved = errno;
     uintptr_t pc = hk_trace_pc(uc);
-    hk_trace_crash(sig, 0, pc >= (uintptr_t)__start_hk_trace_fast && pc < (uintptr_t)__stop_hk_trace_fast);
+    hk_trace_crash(sig, 0, pc >= (uintptr_t)__start_hk_op_text && pc < (uintptr_t)__stop_hk_op_text);
     int i = hk_trace_sig_index(sig);
     if (i >= 0) {
         struct sigaction old = hk_trace_old[i];

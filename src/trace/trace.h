@@ -74,7 +74,7 @@ _Static_assert(sizeof(hk_trec_t) == HK_TRACE_REC_SIZE, "records are 32 bytes on 
  * So the dumper, walking back from the newest slot (always the end of a record), tells every record
  * apart. A FREE of a slab block keeps size 0: its usable size follows from its class (path). The fast
  * paths write one complete short record before the call; an op that crashes inside them is found by
- * the crash handler from the faulting pc (they live in section hk_trace_fast) or by a hardened
+ * the crash handler from the faulting pc (they live in section hk_op_text) or by a hardened
  * report, and the dumper writes that thread's last record in its in-flight form. Everything else
  * (failures, realloc, calloc, aligned, SET, values that do not fit) is written long, in flight before
  * the call and completed after it, as in full mode. */
