@@ -15,6 +15,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "config/config.h"
 #include "hardened/harden.h"
 #include "superslab/lock.h"
@@ -373,17 +374,22 @@ static uint64_t hk_trace_ring_count(hk_trace_thr_t *t, uint64_t *slots_out) {
 /* A short record (one slot) as the 32-byte record of the file; in flight: as the slow wrappers write it
  * before the call (no block out, path none). */
 static void hk_trace_expand(hk_trec_t *r, const hk_tslot_t *s, int inflight) {
-    unsigned tag = (unsigned)(s->w1 >> 56), kind = tag & 0x0Fu, path = (unsigned)(s->w0 >> 48) & 0xFFu;
-    uint64_t addr = s->w0 & HK_TS_ADDR_MAX, size = (s->w1 >> 32) & HK_TS_SIZE_MAX;
+    unsigned tag = (unsigned)(s->w1 >> 56), kind = tag & 0x0Fu;
+    uint64_t arg = (s->w1 >> 32) & HK_TS_ARG_MAX;
+    unsigned path;
     if (tag & HK_TS_INFLIGHT) inflight = 1;
     r->out = 0;
     r->in = 0;
-    r->size = size;
     if (kind == 6 /* FREE */) {
-        r->in = addr;
-        if (path < HK_NCLASSES) r->size = hk_class_info[path].size - HK_CANARY_BYTES;
-    } else if (!inflight) {
-        r->out = addr;
+        r->in = s->w0;
+        path = (unsigned)arg;
+        r->size = path < HK_NCLASSES ? hk_class_info[path].size - HK_CANARY_BYTES : 0;
+    } else { /* ALLOC */
+        r->out = inflight ? 0 : s->w0;
+        r->size = arg;
+        path = arg <= HK_SMALL_LIMIT                 ? hk_size_class(HK_REQ(arg))
+               : (tag & HK_TS_BIGCACHE) ? HK_TPATH_BIGCACHE
+                                        : HK_TPATH_LARGE;
     }
     r->epoch = (uint32_t)s->w1;
     r->kind = (uint8_t)kind;

@@ -65,19 +65,19 @@ _Static_assert(sizeof(hk_trec_t) == HK_TRACE_REC_SIZE, "records are 32 bytes on 
 /* A ring holds 16-byte slots; the dumper expands them to the 32-byte records above (the file format does
  * not change). A record takes one slot (short) or two (long):
  *
- *   short  w0: bits 0..47 the block (ALLOC: returned; FREE: freed), 48..55 path (bits 56..63 are not
- *              read: a fast path that crashes on a corrupt list head may have written garbage there)
- *          w1: bits 0..31 epoch, 32..55 size (< 16 MiB), 56..63 tag: bits 0..3 kind (ALLOC, FREE, or
- *              HK_TS_PAD: no record), 0x10 in flight, 0x20 epoch bumped; bit 7 clear
+ *   short  w0: the block (ALLOC: returned; FREE: freed)
+ *          w1: bits 0..31 epoch, 32..55 arg, 56..63 tag: bits 0..3 kind (ALLOC, FREE, or HK_TS_PAD: no
+ *              record), 0x10 in flight, 0x20 epoch bumped, 0x40 BigCache; bit 7 clear
+ *          ALLOC: arg = the size (< 16 MiB); the path follows from it (its class, or large / BigCache)
+ *          FREE of a slab block: arg = its class (unit_cls) as path; the usable size follows from it
  *   long   the 32-byte hk_trec_t itself, with HK_TF_LONG in flags: bit 7 of its second slot's tag byte
  *
  * So the dumper, walking back from the newest slot (always the end of a record), tells every record
- * apart. A FREE of a slab block keeps size 0: its usable size follows from its class (path). The fast
- * paths write one complete short record before the call; an op that crashes inside them is found by
- * the crash handler from the faulting pc (they live in section hk_op_text) or by a hardened
- * report, and the dumper writes that thread's last record in its in-flight form. Everything else
- * (failures, realloc, calloc, aligned, SET, values that do not fit) is written long, in flight before
- * the call and completed after it, as in full mode. */
+ * apart. The fast paths write one complete short record before the op; an op that crashes inside them
+ * is found by the crash handler from the faulting pc (they live in section hk_op_text) or by a
+ * hardened report, and the dumper writes that thread's last record in its in-flight form. Everything
+ * else (failures, large frees, realloc, calloc, aligned, SET, sizes from 16 MiB) is written long, in
+ * flight before the call and completed after it, as in full mode. */
 typedef struct hk_tslot {
     uint64_t w0, w1;
 } hk_tslot_t;
@@ -85,12 +85,11 @@ typedef struct hk_tslot {
 #define HK_TS_PAD 15u         /* tag kind: a slot skipped at the ring's end before a long record */
 #define HK_TS_INFLIGHT 0x10u  /* tag: the call had not returned */
 #define HK_TS_BUMP 0x20u      /* tag: the epoch was bumped for this op */
+#define HK_TS_BIGCACHE 0x40u  /* tag: a large ALLOC served by the BigCache */
 #define HK_TF_LONG 0x80u      /* flags of a long record in a ring (cleared in the dump) */
-#define HK_TS_ADDR_MAX 0xFFFFFFFFFFFFull
-#define HK_TS_SIZE_MAX 0xFFFFFFull
-#define HK_TS_W0(addr, path) ((uint64_t)(addr) | (uint64_t)(uint8_t)(path) << 48)
-#define HK_TS_W1(ep, size, tag) \
-    ((uint64_t)(uint32_t)(ep) | ((uint64_t)(size) & 0xFFFFFFu) << 32 | (uint64_t)(uint8_t)(tag) << 56)
+#define HK_TS_ARG_MAX 0xFFFFFFull
+#define HK_TS_W1(ep, arg, tag) \
+    ((uint64_t)(uint32_t)(ep) | ((uint64_t)(arg) & HK_TS_ARG_MAX) << 32 | (uint64_t)(uint8_t)(tag) << 56)
 
 /* ---- per-thread buffer ------------------------------------------------------------------------ */
 enum { HK_TT_FREE = 0, HK_TT_LIVE = 1, HK_TT_DEAD = 2 };
