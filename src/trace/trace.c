@@ -33,6 +33,7 @@ HK_HIDDEN __thread uint8_t hk_trace_large_hit __attribute__((tls_model("initial-
 #define HK_TRACE_PATH_MAX 256u
 #define HK_TRACE_ALTSTACK (64u * 1024u)
 #define HK_TRACE_DEAD_KEPT 16u    /* ring mode: exited threads' rings kept for the crash dump */
+#define HK_TRACE_RING_SLOTS(cap) (2u * (cap)) /* ring: slots for cap records, long ones included */
 #define HK_TRACE_SEED 0x484b5452u /* "HKTR" */
 
 static hk_trace_thr_t hk_trace_pool[HK_TRACE_MAX_THREADS];
@@ -277,7 +278,8 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
             return NULL;
         }
         t = &hk_trace_pool[i];
-        uint32_t cap = hk_trace_ring_cap ? hk_trace_ring_cap : HK_TRACE_CHUNK_RECS; /* powers of two */
+        /* powers of two; a ring has two slots per record it must keep (a long record takes two) */
+        uint32_t cap = hk_trace_ring_cap ? HK_TRACE_RING_SLOTS(hk_trace_ring_cap) : HK_TRACE_CHUNK_RECS;
         if (hk_trace_ring_cap) {
             t->slots = hk_os_map((size_t)cap * sizeof(hk_tslot_t));
         } else {
@@ -415,7 +417,8 @@ static void hk_trace_emit_chunk(int fd, const hk_trace_thr_t *t, uint8_t *hdr, u
  * HK_TRACE_COPY records. The ring is copied to `scratch` (cap slots) first: its owner may go on
  * appending, and slots it may have overwritten meanwhile are dropped. The newest slot ends a record,
  * so a walk back from it finds where each record starts. inflight: the last record is the op that
- * crashed (a fast path's complete-looking short record). Returns the number of records written. */
+ * crashed (a fast path's complete-looking short record). Returns the number of records the thread
+ * recorded (as the end chunk counts them). */
 static uint64_t hk_trace_write_ring_locked(int fd, hk_trace_thr_t *t, unsigned flags, hk_tslot_t *scratch, int inflight);
 static uint64_t hk_trace_write_ring(int fd, hk_trace_thr_t *t, unsigned flags, hk_tslot_t *scratch, int inflight) {
     if (!hk_trylock_spin(&t->lock, 1 << 16)) return 0; /* its thread is exiting (or died doing so) */
@@ -467,16 +470,15 @@ static uint64_t hk_trace_write_ring_locked(int fd, hk_trace_thr_t *t, unsigned f
             i += 2;
         } else {
             i += 1;
-            if ((tag & 0x0Fu) == HK_TS_PAD) continue;
-            hk_trace_expand(&buf.rec[k++], x, inflight && i == S);
+            if ((tag & 0x0Fu) != HK_TS_PAD) hk_trace_expand(&buf.rec[k++], x, inflight && i == S);
         }
-        if (k == HK_TRACE_COPY || i >= S) {
-            if (k) hk_trace_emit_chunk(fd, t, buf.hdr, (uint32_t)k, first, flags | 1u);
+        if (k == HK_TRACE_COPY || (i >= S && k > 0)) {
+            hk_trace_emit_chunk(fd, t, buf.hdr, (uint32_t)k, first, flags | 1u);
             first += k;
             k = 0;
         }
     }
-    return n;
+    return R;
 }
 
 static void hk_trace_crash_chunk(int fd, int sig, int from_report) {
@@ -533,7 +535,7 @@ static int hk_trace_dump_at(const char *path, int sig, int from_report, int infl
     hk_os_write_all(fd, (const char *)hdr, h);
     uint64_t total = 0;
     hk_tslot_t *scratch = NULL;
-    size_t scratch_len = (size_t)hk_trace_ring_cap * sizeof(hk_tslot_t);
+    size_t scratch_len = (size_t)HK_TRACE_RING_SLOTS(hk_trace_ring_cap) * sizeof(hk_tslot_t);
     int own_scratch = 0;
     if (hk_trace_ring_cap) {
         if (hk_trace_scratch != NULL && hk_trylock_spin(&hk_trace_scratch_lock, 1 << 10)) {
@@ -659,7 +661,7 @@ void hk_trace_init(void) {
         uint32_t cap = 64;
         while (cap < (uint64_t)ring) cap <<= 1;
         hk_trace_ring_cap = cap;
-        hk_trace_scratch = hk_os_map((size_t)cap * sizeof(hk_tslot_t));
+        hk_trace_scratch = hk_os_map((size_t)HK_TRACE_RING_SLOTS(cap) * sizeof(hk_tslot_t));
         hk_expand_path(hk_trace_path, sizeof hk_trace_path, (path && path[0]) ? path : "hakmem-%p.trace");
         size_t n = hk_strlcpy(hk_trace_crash_path, hk_trace_path, sizeof hk_trace_crash_path);
         hk_strlcpy(hk_trace_crash_path + n, ".crash", sizeof hk_trace_crash_path - n);

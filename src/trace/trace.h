@@ -7,8 +7,13 @@
  *                                          is written unless the process crashes (then `path.crash`)
  *
  * Cost model: with tracing off, each public hak_* function pays one load of hk_trace_on and one
- * predictable branch. With tracing on, a call writes one 32-byte record (two for realloc) into the
- * thread's buffer; no lock, no shared write except the epoch bump below.
+ * predictable branch. Ring mode: a malloc served by the thread cache and a free of a slab block write
+ * one 16-byte record (two stores: the block; epoch, size or class and kind), with the cursor in TLS
+ * and one relaxed load of the epoch: about 11 instructions over the untraced op, written once, never
+ * completed (what crashes inside them is told by the pc, below). Other ops write a 32-byte record (two
+ * for realloc) before the call and complete it after. Full mode: 32-byte records, every op through
+ * the recording wrappers, plus a checksum pass and a write() per 4096 records. No lock, no shared write
+ * except the epoch bump below.
  *
  * Order without a global lock: every record carries the value of a coarse global epoch. The epoch is
  * bumped (atomic add) only by a thread that is about to take a block that may have come from another
@@ -20,7 +25,8 @@
  * stamp but costs about as much as a whole tiny malloc/free pair (15 ns measured on this machine).
  *
  * What must hold: nothing here calls malloc; buffers and files are created with mmap / open; the crash
- * path uses only async-signal-safe calls (open, write, close, sigaction, raise).
+ * path uses only async-signal-safe calls (open, write, close, sigaction, raise; mmap / munmap of a
+ * scratch copy of a ring only when the one mapped at start-up is busy).
  */
 #ifndef HK_TRACE_H
 #define HK_TRACE_H
@@ -111,7 +117,7 @@ typedef struct hk_trace_thr {
     _Atomic uint64_t wraps;     /* ring: times pos went back to slots (slots written = wraps * cap + pos - slots) */
     _Atomic uint64_t extra;     /* ring: slots written that are not records (pads, second halves) */
     _Atomic uint32_t seq;       /* ring: odd while the owner changes wraps, extra or pos in a slow path */
-    uint32_t cap;
+    uint32_t cap;               /* full mode: records; ring: slots (two per record it must keep) */
     uint32_t mask;              /* cap - 1 */
     uint32_t written;           /* full mode: records of rec[0..pos) already written by another flusher */
     _Atomic uint64_t published; /* full mode: records appended so far; the next goes to rec[published &
