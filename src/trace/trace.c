@@ -20,6 +20,7 @@
 #include "hardened/harden.h"
 #include "superslab/lock.h"
 #include "superslab/os.h"
+#include "tiny/heap.h"
 #include "tiny/sizeclass.h"
 
 HK_HIDDEN uint8_t hk_trace_on;
@@ -308,6 +309,9 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
     t->slot = atomic_fetch_add(&hk_trace_next_slot, 1);
     hk_trace_altstack();
     hk_trace_me = t;
+    /* A ring's cursor lives in this thread's TLS: the exit destructor must park it (a thread that only
+     * frees may never set up its heap, which arms the same destructor). May allocate: recorded. */
+    if (t->slots != NULL) hk_thread_register();
     errno = saved;
     return t;
 }
@@ -365,6 +369,7 @@ static uint64_t hk_trace_ring_count(hk_trace_thr_t *t, uint64_t *slots_out) {
         w = atomic_load_explicit(&t->wraps, memory_order_relaxed);
         e = atomic_load_explicit(&t->extra, memory_order_relaxed);
         n = (uint64_t)(__atomic_load_n(&t->cur->pos, __ATOMIC_ACQUIRE) - t->slots);
+        if (n > t->cap) n = t->cap;
         atomic_thread_fence(memory_order_acquire);
         if ((q1 & 1u) == 0 && atomic_load_explicit(&t->seq, memory_order_relaxed) == q1) break;
         hk_cpu_relax();
@@ -429,6 +434,9 @@ static uint64_t hk_trace_write_ring(int fd, hk_trace_thr_t *t, unsigned flags, h
 
 static uint64_t hk_trace_write_ring_locked(int fd, hk_trace_thr_t *t, unsigned flags, hk_tslot_t *scratch, int inflight) {
     uint64_t S, S2;
+    /* a cursor outside the ring: the thread is gone without its exit destructor, its TLS reused */
+    hk_tslot_t *pos = __atomic_load_n(&t->cur->pos, __ATOMIC_ACQUIRE);
+    if (pos < t->slots || pos > t->slots + t->cap) return 0;
     uint64_t R = hk_trace_ring_count(t, &S);
     uint64_t lo = S > t->cap ? S - t->cap : 0;
     for (uint64_t i = lo; i < S;) { /* at most two pieces: the ring wraps */
