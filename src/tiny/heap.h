@@ -17,6 +17,7 @@
 #include "hardened/harden.h"
 #include "superslab/superslab.h"
 #include "tiny/sizeclass.h"
+#include "trace/trace.h"
 
 typedef struct hk_tcache {
     void *head;     /* first free block (link-encoded list) */
@@ -41,6 +42,8 @@ typedef struct hk_heap_stats {
 typedef struct hk_heap {
     hk_tcache_t tc[HK_NCLASSES]; /* hot: the fast path touches only this and token */
     uint64_t token;              /* owner token of this heap's slabs (HK_OWNER_UNINIT until init) */
+    hk_trace_cur_t trace;        /* trace/trace.h: the ring cursor, here so that the recording fast paths
+                                  * reach it from the heap's TLS base */
     uint32_t epoch;              /* knob epoch the caps were read at */
     uint32_t state;              /* HK_HEAP_* */
     uint32_t batch[HK_NCLASSES];

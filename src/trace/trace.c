@@ -26,7 +26,6 @@
 HK_HIDDEN uint8_t hk_trace_on;
 HK_HIDDEN _Atomic uint32_t hk_trace_epoch;
 HK_HIDDEN __thread hk_trace_thr_t *hk_trace_me __attribute__((tls_model("initial-exec")));
-HK_HIDDEN __thread hk_trace_cur_t hk_trace_cur __attribute__((tls_model("initial-exec")));
 HK_HIDDEN __thread uint8_t hk_trace_large_hit __attribute__((tls_model("initial-exec")));
 
 #define HK_TRACE_MAX_THREADS 1024u
@@ -219,7 +218,7 @@ static void hk_trace_ring_reset(hk_trace_thr_t *t) {
 }
 
 hk_tslot_t *hk_trace_ring_room(hk_trace_thr_t *t, unsigned n) {
-    hk_tslot_t *s = hk_trace_cur.pos, *end = hk_trace_cur.end;
+    hk_tslot_t *s = t->cur->pos, *end = t->cur->end;
     atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* odd */
     uint64_t pads = (uint64_t)(end - s);
     for (; s < end; s++) {
@@ -228,7 +227,7 @@ hk_tslot_t *hk_trace_ring_room(hk_trace_thr_t *t, unsigned n) {
     }
     atomic_store_explicit(&t->extra, atomic_load_explicit(&t->extra, memory_order_relaxed) + pads, memory_order_relaxed);
     atomic_store_explicit(&t->wraps, atomic_load_explicit(&t->wraps, memory_order_relaxed) + 1, memory_order_relaxed);
-    hk_trace_ring_publish(t->slots);
+    hk_trace_ring_publish(t->cur, t->slots);
     atomic_fetch_add_explicit(&t->seq, 1, memory_order_release); /* even */
     (void)n; /* cap >= 64: n slots always fit an empty ring */
     return t->slots;
@@ -244,7 +243,7 @@ hk_trec_t *hk_trace_begin_long(hk_trace_thr_t *t, unsigned kind, uint64_t in, ui
     __builtin_memcpy(&r->epoch, &tail, 8);
     atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel);
     atomic_store_explicit(&t->extra, atomic_load_explicit(&t->extra, memory_order_relaxed) + 1, memory_order_relaxed);
-    hk_trace_ring_publish(s + 2);
+    hk_trace_ring_publish(t->cur, s + 2);
     atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
     return r;
 }
@@ -298,7 +297,7 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
         atomic_store(&t->state, HK_TT_LIVE);
     }
     while (!hk_trylock_spin(&t->lock, 1 << 20)) sched_yield(); /* a dumper may be reading the parked ring */
-    t->cur = &hk_trace_cur;
+    t->cur = &hk_tls_heap.trace;
     hk_trace_ring_reset(t);
     hk_unlock32(&t->lock);
     atomic_store_explicit(&t->published, 0, memory_order_relaxed);
@@ -349,11 +348,11 @@ void hk_trace_thread_exit(void) {
     if (t->slots != NULL) {
         /* the cursor moves out of this thread's TLS, which goes away with the thread */
         while (!hk_trylock_spin(&t->lock, 1 << 20)) sched_yield();
-        t->parked = hk_trace_cur;
+        t->parked = hk_tls_heap.trace;
         t->cur = &t->parked;
         hk_unlock32(&t->lock);
     }
-    hk_trace_cur.pos = hk_trace_cur.end = NULL;
+    hk_tls_heap.trace.pos = hk_tls_heap.trace.end = NULL;
     hk_trace_me = NULL;
     atomic_store(&t->state, HK_TT_DEAD);
     atomic_fetch_add(&hk_trace_dead, 1);

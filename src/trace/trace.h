@@ -100,8 +100,8 @@ typedef struct hk_tslot {
 /* ---- per-thread buffer ------------------------------------------------------------------------ */
 enum { HK_TT_FREE = 0, HK_TT_LIVE = 1, HK_TT_DEAD = 2 };
 
-/* Ring mode: where the calling thread's next record goes, in TLS so that the fast paths reach it
- * with no pointer to follow. */
+/* Ring mode: where the calling thread's next record goes. It lives in the thread heap (hk_heap_t.trace,
+ * tiny/heap.h): the fast paths reach it from the heap's TLS base, which they compute anyway. */
 typedef struct hk_trace_cur {
     hk_tslot_t *pos; /* the next slot; the fast paths write there while pos != end. Only the owner writes
                       * it (release: the crash dumper reads up to it) */
@@ -110,7 +110,7 @@ typedef struct hk_trace_cur {
 } hk_trace_cur_t;
 
 typedef struct hk_trace_thr {
-    hk_trace_cur_t *cur;        /* ring: the owner's hk_trace_cur while it lives, then &parked. Changed
+    hk_trace_cur_t *cur;        /* ring: the owner's hk_tls_heap.trace while it lives, then &parked. Changed
                                  * under lock, which the dumper holds while it reads the ring */
     hk_trace_cur_t parked;      /* ring: the cursor of an exited thread */
     hk_tslot_t *slots;          /* ring: cap slots, mmap'd; NULL in full mode */
@@ -136,7 +136,6 @@ typedef struct hk_trace_thr {
 extern HK_HIDDEN uint8_t hk_trace_on;              /* the one byte the fast path tests */
 extern HK_HIDDEN _Atomic uint32_t hk_trace_epoch;
 extern HK_HIDDEN __thread hk_trace_thr_t *hk_trace_me __attribute__((tls_model("initial-exec")));
-extern HK_HIDDEN __thread hk_trace_cur_t hk_trace_cur __attribute__((tls_model("initial-exec")));
 extern HK_HIDDEN __thread uint8_t hk_trace_large_hit __attribute__((tls_model("initial-exec")));
 
 /* Init (api/init.c, after the options are read): opens the file / arms the ring, installs the crash
@@ -172,11 +171,11 @@ HK_HIDDEN void hk_trace_ring_cancel(hk_trace_thr_t *t, hk_tslot_t *s);
 
 /* t: the calling thread's (hk_trace_me). */
 HK_INLINE hk_tslot_t *hk_trace_ring_reserve(hk_trace_thr_t *t, unsigned n) {
-    hk_tslot_t *s = hk_trace_cur.pos;
-    if (HAK_UNLIKELY((size_t)(hk_trace_cur.end - s) < n)) s = hk_trace_ring_room(t, n);
+    hk_tslot_t *s = t->cur->pos;
+    if (HAK_UNLIKELY((size_t)(t->cur->end - s) < n)) s = hk_trace_ring_room(t, n);
     return s;
 }
-HK_INLINE void hk_trace_ring_publish(hk_tslot_t *next) { __atomic_store_n(&hk_trace_cur.pos, next, __ATOMIC_RELEASE); }
+HK_INLINE void hk_trace_ring_publish(hk_trace_cur_t *c, hk_tslot_t *next) { __atomic_store_n(&c->pos, next, __ATOMIC_RELEASE); }
 
 /* Full mode: writes record i of t in its in-flight form and publishes it (the caller checked i < t->limit). */
 HK_INLINE hk_trec_t *hk_trace_put(hk_trace_thr_t *t, uint64_t i, uint64_t in, uint64_t size, uint64_t tail) {
