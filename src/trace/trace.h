@@ -8,12 +8,12 @@
  *
  * Cost model: with tracing off, each public hak_* function pays one load of hk_trace_on and one
  * predictable branch. Ring mode: a malloc served by the thread cache and a free of a slab block write
- * one 16-byte record (two stores: the block; epoch, size or class and kind), with the cursor in TLS
- * and one relaxed load of the epoch: about 11 instructions over the untraced op, written once, never
- * completed (what crashes inside them is told by the pc, below). Other ops write a 32-byte record (two
- * for realloc) before the call and complete it after. Full mode: 32-byte records, every op through
- * the recording wrappers, plus a checksum pass and a write() per 4096 records. No lock, no shared write
- * except the epoch bump below.
+ * one 16-byte record (two stores: the block; epoch, size or class and kind) and move the cursor (in
+ * the thread heap, beside what the op touches anyway), with one relaxed load of the epoch: 9 to 12
+ * instructions over the untraced op, written once, never completed (what crashes inside them is told
+ * by the pc, below). Other ops write a 32-byte record (two for realloc) before the call and complete
+ * it after. Full mode: 32-byte records, every op through the recording wrappers, plus a checksum pass
+ * and a write() per 4096 records. No lock, no shared write except the epoch bump below.
  *
  * Order without a global lock: every record carries the value of a coarse global epoch. The epoch is
  * bumped (atomic add) only by a thread that is about to take a block that may have come from another
