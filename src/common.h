@@ -20,6 +20,9 @@
 #define HK_INLINE static inline __attribute__((always_inline))
 #define HK_NOINLINE __attribute__((noinline))
 #define HK_COLD __attribute__((cold, noinline))
+/* Code that runs inside a recorded op after its record is complete (the ring fast paths, the remote
+ * push): the trace's crash handler finds a fault there by its pc and dumps the op as in flight. */
+#define HK_OP_TEXT __attribute__((section("hk_op_text")))
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

@@ -17,6 +17,7 @@
 #include "hardened/harden.h"
 #include "superslab/superslab.h"
 #include "tiny/sizeclass.h"
+#include "trace/trace.h"
 
 typedef struct hk_tcache {
     void *head;     /* first free block (link-encoded list) */
@@ -41,6 +42,8 @@ typedef struct hk_heap_stats {
 typedef struct hk_heap {
     hk_tcache_t tc[HK_NCLASSES]; /* hot: the fast path touches only this and token */
     uint64_t token;              /* owner token of this heap's slabs (HK_OWNER_UNINIT until init) */
+    hk_trace_cur_t trace;        /* trace/trace.h: the ring cursor, here so that the recording fast paths
+                                  * reach it from the heap's TLS base */
     uint32_t epoch;              /* knob epoch the caps were read at */
     uint32_t state;              /* HK_HEAP_* */
     uint32_t batch[HK_NCLASSES];
@@ -57,15 +60,20 @@ extern HK_HIDDEN __thread hk_heap_t hk_tls_heap __attribute__((tls_model("initia
 
 /* ---- fast paths ---------------------------------------------------------------------------------- */
 
-HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
+/* Pops b, the head of tc[cls] (not NULL). */
+HK_INLINE void *hk_tcache_pop_head(hk_heap_t *h, unsigned cls, void *b) {
     hk_tcache_t *tc = &h->tc[cls];
-    void *b = tc->head;
-    if (HAK_UNLIKELY(b == NULL)) return NULL;
     if (HAK_HARDENED && HAK_UNLIKELY(hk_harden_pop_bad(b, cls))) return hk_harden_alloc_fault(b, cls);
     tc->head = hk_link_get(b);
     tc->room++;
     if (HAK_HARDENED) hk_harden_on_alloc(b, cls);
     return b;
+}
+
+HK_INLINE void *hk_tcache_pop(hk_heap_t *h, unsigned cls) {
+    void *b = h->tc[cls].head;
+    if (HAK_UNLIKELY(b == NULL)) return NULL;
+    return hk_tcache_pop_head(h, cls, b);
 }
 
 HK_HIDDEN void hk_tcache_flush(hk_heap_t *h, unsigned cls);

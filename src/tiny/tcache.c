@@ -482,7 +482,7 @@ static int hk_slab_try_adopt(hk_heap_t *h, hk_slab_t *s) {
     return 1;
 }
 
-void hk_free_remote(hk_slab_t *s, void *p) {
+HK_OP_TEXT void hk_free_remote(hk_slab_t *s, void *p) {
     if (HK_HARDEN(HK_H_INVALID) && HAK_UNLIKELY(s->capacity == 0)) hk_report(HK_FAULT_INVALID_FREE, p, -1);
     hk_heap_t *h = &hk_tls_heap;
     /* Reclaim on free: a block of an abandoned slab makes this thread the slab's owner, so the

@@ -12,12 +12,16 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "config/config.h"
 #include "hardened/harden.h"
 #include "superslab/lock.h"
 #include "superslab/os.h"
+#include "tiny/heap.h"
+#include "tiny/sizeclass.h"
 
 HK_HIDDEN uint8_t hk_trace_on;
 HK_HIDDEN _Atomic uint32_t hk_trace_epoch;
@@ -29,6 +33,7 @@ HK_HIDDEN __thread uint8_t hk_trace_large_hit __attribute__((tls_model("initial-
 #define HK_TRACE_PATH_MAX 256u
 #define HK_TRACE_ALTSTACK (64u * 1024u)
 #define HK_TRACE_DEAD_KEPT 16u    /* ring mode: exited threads' rings kept for the crash dump */
+#define HK_TRACE_RING_SLOTS(cap) (2u * (cap)) /* ring: slots for cap records, long ones included */
 #define HK_TRACE_SEED 0x484b5452u /* "HKTR" */
 
 static hk_trace_thr_t hk_trace_pool[HK_TRACE_MAX_THREADS];
@@ -158,36 +163,19 @@ static void hk_trace_write_span(int fd, hk_trace_thr_t *t, uint32_t from, uint32
     hk_os_write_all(fd, (const char *)hdr, (size_t)(to - from + 1) * HK_TRACE_REC_SIZE);
 }
 
-/* Writes records [from, to) of another thread's buffer (or of a ring) as chunks of at most
- * HK_TRACE_COPY records, each copied first: the owner may be completing or overwriting records while we
- * read, and a chunk's checksum must match the bytes written. `first` is the stream index of rec[from].
- * With ring set, `first` counts in the owner's total and records the owner overwrote while we copied
- * (index < published - cap) are dropped. Header and records go out in one write() (O_APPEND keeps it
- * whole next to other writers). */
+static void hk_trace_emit_chunk(int fd, const hk_trace_thr_t *t, uint8_t *hdr, uint32_t k, uint64_t first, unsigned flags);
+
+/* Full mode: writes records [from, to) of another thread's buffer as chunks of at most HK_TRACE_COPY
+ * records, each copied first: the owner may be completing records while we read, and a chunk's
+ * checksum must match the bytes written. `first` is the stream index of rec[from]. Header and records
+ * go out in one write() (O_APPEND keeps it whole next to other writers). */
 #define HK_TRACE_COPY 64u
-static void hk_trace_copy_span(int fd, hk_trace_thr_t *t, uint32_t from, uint32_t to, uint64_t first, unsigned flags, int ring) {
+static void hk_trace_copy_span(int fd, hk_trace_thr_t *t, uint32_t from, uint32_t to, uint64_t first, unsigned flags) {
     struct { uint8_t hdr[HK_TRACE_REC_SIZE]; hk_trec_t rec[HK_TRACE_COPY]; } buf;
     while (from < to) {
         uint32_t k = HK_MIN(to - from, HK_TRACE_COPY);
         memcpy(buf.rec, &t->rec[from], (size_t)k * HK_TRACE_REC_SIZE);
-        uint32_t skip = 0;
-        if (ring) {
-            uint64_t pub = atomic_load_explicit(&t->published, memory_order_acquire);
-            uint64_t oldest = pub > t->cap ? pub - t->cap : 0;
-            if (first < oldest) skip = (uint32_t)HK_MIN((uint64_t)k, oldest - first);
-        }
-        if (k > skip) {
-            uint8_t *hdr = (uint8_t *)&buf.rec[skip] - HK_TRACE_REC_SIZE;
-            memcpy(hdr, "HKCK", 4);
-            hk_put16(hdr + 4, (uint16_t)t->slot);
-            hk_put16(hdr + 6, (uint16_t)flags);
-            hk_put32(hdr + 8, k - skip);
-            hk_put32(hdr + 12, t->tid);
-            hk_put64(hdr + 16, first + skip);
-            uint64_t sum = hk_trace_sum64(HK_TRACE_SEED, hdr, 24);
-            hk_put64(hdr + 24, hk_trace_sum64(sum, &buf.rec[skip], (size_t)(k - skip) * HK_TRACE_REC_SIZE));
-            hk_os_write_all(fd, (const char *)hdr, (size_t)(k - skip + 1) * HK_TRACE_REC_SIZE);
-        }
+        hk_trace_emit_chunk(fd, t, buf.hdr, k, first, flags);
         from += k;
         first += k;
     }
@@ -219,6 +207,54 @@ static void hk_trace_altstack(void) {
     if (sigaltstack(&ss, NULL) != 0) hk_os_unmap(mem, HK_TRACE_ALTSTACK);
 }
 
+/* Ring mode: empties t's ring (pos = end = NULL in full mode). */
+static void hk_trace_ring_reset(hk_trace_thr_t *t) {
+    atomic_store(&t->seq, atomic_load(&t->seq) | 1u);
+    atomic_store_explicit(&t->wraps, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->extra, 0, memory_order_relaxed);
+    t->cur->end = t->slots ? t->slots + t->cap : NULL;
+    __atomic_store_n(&t->cur->pos, t->slots, __ATOMIC_RELEASE);
+    atomic_fetch_add(&t->seq, 1);
+}
+
+hk_tslot_t *hk_trace_ring_room(hk_trace_thr_t *t, unsigned n) {
+    hk_tslot_t *s = t->cur->pos, *end = t->cur->end;
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* odd */
+    uint64_t pads = (uint64_t)(end - s);
+    for (; s < end; s++) {
+        s->w0 = 0;
+        __atomic_store_n(&s->w1, HK_TS_W1(0, 0, HK_TS_PAD), __ATOMIC_RELAXED);
+    }
+    atomic_store_explicit(&t->extra, atomic_load_explicit(&t->extra, memory_order_relaxed) + pads, memory_order_relaxed);
+    atomic_store_explicit(&t->wraps, atomic_load_explicit(&t->wraps, memory_order_relaxed) + 1, memory_order_relaxed);
+    hk_trace_ring_publish(t->cur, t->slots);
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_release); /* even */
+    (void)n; /* cap >= 64: n slots always fit an empty ring */
+    return t->slots;
+}
+
+hk_trec_t *hk_trace_begin_long(hk_trace_thr_t *t, unsigned kind, uint64_t in, uint64_t size, uint32_t epoch) {
+    hk_tslot_t *s = hk_trace_ring_reserve(t, 2);
+    hk_trec_t *r = (hk_trec_t *)(void *)s;
+    r->out = 0;
+    r->in = in;
+    r->size = size;
+    uint64_t tail = HK_TR_TAIL(epoch, kind, HK_TPATH_NONE, 0, HK_TF_INFLIGHT | HK_TF_LONG);
+    __builtin_memcpy(&r->epoch, &tail, 8);
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel);
+    atomic_store_explicit(&t->extra, atomic_load_explicit(&t->extra, memory_order_relaxed) + 1, memory_order_relaxed);
+    hk_trace_ring_publish(t->cur, s + 2);
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
+    return r;
+}
+
+void hk_trace_ring_cancel(hk_trace_thr_t *t, hk_tslot_t *s) {
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel);
+    __atomic_store_n(&s->w1, HK_TS_W1(0, 0, HK_TS_PAD), __ATOMIC_RELEASE);
+    atomic_store_explicit(&t->extra, atomic_load_explicit(&t->extra, memory_order_relaxed) + 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
+}
+
 hk_trace_thr_t *hk_trace_thread_start(void) {
     if (!hk_trace_on) return NULL;
     int saved = errno;
@@ -242,27 +278,39 @@ hk_trace_thr_t *hk_trace_thread_start(void) {
             return NULL;
         }
         t = &hk_trace_pool[i];
-        uint32_t cap = hk_trace_ring_cap ? hk_trace_ring_cap : HK_TRACE_CHUNK_RECS; /* powers of two */
-        /* one reserved slot before rec[0] holds a chunk header when the buffer is written */
-        hk_trec_t *mem = hk_os_map((size_t)(cap + 1) * HK_TRACE_REC_SIZE);
-        if (mem == NULL) {
+        /* powers of two; a ring has two slots per record it must keep (a long record takes two) */
+        uint32_t cap = hk_trace_ring_cap ? HK_TRACE_RING_SLOTS(hk_trace_ring_cap) : HK_TRACE_CHUNK_RECS;
+        if (hk_trace_ring_cap) {
+            t->slots = hk_os_map((size_t)cap * sizeof(hk_tslot_t));
+        } else {
+            /* one reserved slot before rec[0] holds a chunk header when the buffer is written */
+            hk_trec_t *mem = hk_os_map((size_t)(cap + 1) * HK_TRACE_REC_SIZE);
+            t->rec = mem ? mem + 1 : NULL;
+        }
+        if (t->slots == NULL && t->rec == NULL) {
             atomic_fetch_add(&hk_trace_lost, 1);
             errno = saved;
             return NULL;
         }
-        t->rec = mem + 1;
         t->cap = cap;
         t->mask = cap - 1;
         atomic_store(&t->state, HK_TT_LIVE);
     }
+    while (!hk_trylock_spin(&t->lock, 1 << 20)) sched_yield(); /* a dumper may be reading the parked ring */
+    t->cur = &hk_tls_heap.trace;
+    hk_trace_ring_reset(t);
+    hk_unlock32(&t->lock);
     atomic_store_explicit(&t->published, 0, memory_order_relaxed);
     t->written = 0;
     t->base = 0;
-    t->limit = hk_trace_ring_cap ? UINT64_MAX : t->cap;
+    t->limit = t->cap;
     t->tid = (uint32_t)hk_gettid();
     t->slot = atomic_fetch_add(&hk_trace_next_slot, 1);
     hk_trace_altstack();
     hk_trace_me = t;
+    /* A ring's cursor lives in this thread's TLS: the exit destructor must park it (a thread that only
+     * frees may never set up its heap, which arms the same destructor). May allocate: recorded. */
+    if (t->slots != NULL) hk_thread_register();
     errno = saved;
     return t;
 }
@@ -286,7 +334,7 @@ static void hk_trace_flush_other(int fd, hk_trace_thr_t *t, unsigned flags, int 
         uint64_t n = pub - t->base;
         if (n > t->cap) n = t->cap;
         if (n > t->written) {
-            hk_trace_copy_span(fd, t, t->written, (uint32_t)n, t->base + t->written, flags, 0);
+            hk_trace_copy_span(fd, t, t->written, (uint32_t)n, t->base + t->written, flags);
             t->written = (uint32_t)n;
         }
     }
@@ -297,23 +345,147 @@ void hk_trace_thread_exit(void) {
     hk_trace_thr_t *t = hk_trace_me;
     if (t == NULL) return;
     if (!hk_trace_ring_cap && hk_trace_fd >= 0) hk_trace_flush_other(hk_trace_fd, t, 2u, 1 << 20);
+    if (t->slots != NULL) {
+        /* the cursor moves out of this thread's TLS, which goes away with the thread */
+        while (!hk_trylock_spin(&t->lock, 1 << 20)) sched_yield();
+        t->parked = hk_tls_heap.trace;
+        t->cur = &t->parked;
+        hk_unlock32(&t->lock);
+    }
+    hk_tls_heap.trace.pos = hk_tls_heap.trace.end = NULL;
     hk_trace_me = NULL;
     atomic_store(&t->state, HK_TT_DEAD);
     atomic_fetch_add(&hk_trace_dead, 1);
 }
 
 /* ---- dump ------------------------------------------------------------------------------------- */
-/* Ring mode: a thread's last min(published, cap) records, oldest first, as at most two chunks (the ring
- * wraps). The header goes out in its own write (the file is ours alone). */
-static void hk_trace_write_ring(int fd, hk_trace_thr_t *t, unsigned flags) {
-    uint64_t pub = atomic_load_explicit(&t->published, memory_order_acquire);
-    uint64_t n = pub < t->cap ? pub : t->cap;
-    if (n == 0) return;
-    uint64_t first = pub - n;
-    uint32_t start = (uint32_t)(first & t->mask);
-    uint32_t end1 = (uint32_t)HK_MIN((uint64_t)t->cap, start + n);
-    hk_trace_copy_span(fd, t, start, end1, first, flags | 1u, 1);
-    if (start + n > t->cap) hk_trace_copy_span(fd, t, 0, (uint32_t)(start + n - t->cap), first + (end1 - start), flags | 1u, 1);
+/* Ring mode: the counts of t's ring, read consistently with its pos (the owner changes wraps and extra
+ * only between two bumps of seq; a fast-path op moves pos alone). *slots_out: slots written so far. */
+static uint64_t hk_trace_ring_count(hk_trace_thr_t *t, uint64_t *slots_out) {
+    uint64_t w = 0, e = 0, n = 0;
+    for (int k = 0; k < 1 << 16; k++) {
+        uint32_t q1 = atomic_load_explicit(&t->seq, memory_order_acquire);
+        w = atomic_load_explicit(&t->wraps, memory_order_relaxed);
+        e = atomic_load_explicit(&t->extra, memory_order_relaxed);
+        n = (uint64_t)(__atomic_load_n(&t->cur->pos, __ATOMIC_ACQUIRE) - t->slots);
+        if (n > t->cap) n = t->cap;
+        atomic_thread_fence(memory_order_acquire);
+        if ((q1 & 1u) == 0 && atomic_load_explicit(&t->seq, memory_order_relaxed) == q1) break;
+        hk_cpu_relax();
+    }
+    *slots_out = w * t->cap + n;
+    return *slots_out - e;
+}
+
+/* A short record (one slot) as the 32-byte record of the file; in flight: as the slow wrappers write it
+ * before the call (no block out, path none). */
+static void hk_trace_expand(hk_trec_t *r, const hk_tslot_t *s, int inflight) {
+    unsigned tag = (unsigned)(s->w1 >> 56), kind = tag & 0x0Fu;
+    uint64_t arg = (s->w1 >> 32) & HK_TS_ARG_MAX;
+    unsigned path;
+    if (tag & HK_TS_INFLIGHT) inflight = 1;
+    r->out = 0;
+    r->in = 0;
+    if (kind == 6 /* FREE */) {
+        r->in = s->w0;
+        path = (unsigned)arg;
+        r->size = path < HK_NCLASSES ? hk_class_info[path].size - HK_CANARY_BYTES : 0;
+    } else { /* ALLOC */
+        r->out = inflight ? 0 : s->w0;
+        r->size = arg;
+        path = arg <= HK_SMALL_LIMIT                 ? hk_size_class(HK_REQ(arg))
+               : (tag & HK_TS_BIGCACHE) ? HK_TPATH_BIGCACHE
+                                        : HK_TPATH_LARGE;
+    }
+    r->epoch = (uint32_t)s->w1;
+    r->kind = (uint8_t)kind;
+    r->path = (uint8_t)(inflight ? HK_TPATH_NONE : path);
+    r->err = 0;
+    r->flags = (uint8_t)((inflight ? HK_TF_INFLIGHT : 0u) | ((tag & HK_TS_BUMP) ? HK_TF_BUMP : 0u));
+}
+
+/* A chunk of k records; hdr is the record-sized slot just before them (one write()). */
+static void hk_trace_emit_chunk(int fd, const hk_trace_thr_t *t, uint8_t *hdr, uint32_t k, uint64_t first, unsigned flags) {
+    memcpy(hdr, "HKCK", 4);
+    hk_put16(hdr + 4, (uint16_t)t->slot);
+    hk_put16(hdr + 6, (uint16_t)flags);
+    hk_put32(hdr + 8, k);
+    hk_put32(hdr + 12, t->tid);
+    hk_put64(hdr + 16, first);
+    uint64_t sum = hk_trace_sum64(HK_TRACE_SEED, hdr, 24);
+    hk_put64(hdr + 24, hk_trace_sum64(sum, hdr + HK_TRACE_REC_SIZE, (size_t)k * HK_TRACE_REC_SIZE));
+    hk_os_write_all(fd, (const char *)hdr, (size_t)(k + 1) * HK_TRACE_REC_SIZE);
+}
+
+/* Ring mode: the records t's ring still holds, oldest first, expanded to 32 bytes, as chunks of at most
+ * HK_TRACE_COPY records. The ring is copied to `scratch` (cap slots) first: its owner may go on
+ * appending, and slots it may have overwritten meanwhile are dropped. The newest slot ends a record,
+ * so a walk back from it finds where each record starts. inflight: the last record is the op that
+ * crashed (a fast path's complete-looking short record). Returns the number of records the thread
+ * recorded (as the end chunk counts them). */
+static uint64_t hk_trace_write_ring_locked(int fd, hk_trace_thr_t *t, unsigned flags, hk_tslot_t *scratch, int inflight);
+static uint64_t hk_trace_write_ring(int fd, hk_trace_thr_t *t, unsigned flags, hk_tslot_t *scratch, int inflight) {
+    if (!hk_trylock_spin(&t->lock, 1 << 16)) return 0; /* its thread is exiting (or died doing so) */
+    uint64_t n = hk_trace_write_ring_locked(fd, t, flags, scratch, inflight);
+    hk_unlock32(&t->lock);
+    return n;
+}
+
+static uint64_t hk_trace_write_ring_locked(int fd, hk_trace_thr_t *t, unsigned flags, hk_tslot_t *scratch, int inflight) {
+    uint64_t S, S2;
+    /* a cursor outside the ring: the thread is gone without its exit destructor, its TLS reused */
+    hk_tslot_t *pos = __atomic_load_n(&t->cur->pos, __ATOMIC_ACQUIRE);
+    if (pos < t->slots || pos > t->slots + t->cap) return 0;
+    uint64_t R = hk_trace_ring_count(t, &S);
+    uint64_t lo = S > t->cap ? S - t->cap : 0;
+    for (uint64_t i = lo; i < S;) { /* at most two pieces: the ring wraps */
+        uint64_t at = i & t->mask, k = HK_MIN(S - i, (uint64_t)t->cap - at);
+        memcpy(&scratch[i - lo], &t->slots[at], (size_t)k * sizeof(hk_tslot_t));
+        i += k;
+    }
+    (void)hk_trace_ring_count(t, &S2);
+    /* the owner writes at most 3 slots past what it published (padding, then a long record) */
+    if (S2 + 3 > t->cap && S2 + 3 - t->cap > lo) lo = HK_MIN(S, S2 + 3 - t->cap);
+    /* back from the newest slot: where the oldest whole record starts, and how many records. The two
+     * slots of a long record are swapped in the copy, so that a walk forward meets the tagged one first. */
+    uint64_t start = S, n = 0, base = S > t->cap ? S - t->cap : 0;
+    while (start > lo) {
+        hk_tslot_t *x = &scratch[start - 1 - base];
+        unsigned tag = (unsigned)(x->w1 >> 56);
+        if (tag & HK_TF_LONG) {
+            if (start < lo + 2) break;
+            hk_tslot_t second = *x;
+            x[0] = x[-1];
+            x[-1] = second;
+            start -= 2;
+            n++;
+        } else {
+            start -= 1;
+            if ((tag & 0x0Fu) != HK_TS_PAD) n++;
+        }
+    }
+    struct { uint8_t hdr[HK_TRACE_REC_SIZE]; hk_trec_t rec[HK_TRACE_COPY]; } buf;
+    uint64_t first = R - n, k = 0;
+    for (uint64_t i = start; i < S;) {
+        const hk_tslot_t *x = &scratch[i - base];
+        unsigned tag = (unsigned)(x->w1 >> 56);
+        if (tag & HK_TF_LONG) {
+            memcpy(&buf.rec[k], &x[1], sizeof(hk_tslot_t));
+            memcpy((char *)&buf.rec[k] + sizeof(hk_tslot_t), &x[0], sizeof(hk_tslot_t));
+            buf.rec[k].flags &= (uint8_t)~HK_TF_LONG;
+            k++;
+            i += 2;
+        } else {
+            i += 1;
+            if ((tag & 0x0Fu) != HK_TS_PAD) hk_trace_expand(&buf.rec[k++], x, inflight && i == S);
+        }
+        if (k == HK_TRACE_COPY || (i >= S && k > 0)) {
+            hk_trace_emit_chunk(fd, t, buf.hdr, (uint32_t)k, first, flags | 1u);
+            first += k;
+            k = 0;
+        }
+    }
+    return R;
 }
 
 static void hk_trace_crash_chunk(int fd, int sig, int from_report) {
@@ -326,7 +498,22 @@ static void hk_trace_crash_chunk(int fd, int sig, int from_report) {
     hk_trace_small_chunk(fd, "HKCR", b);
 }
 
-int hk_trace_dump(const char *path, int sig, int from_report) {
+/* Ring mode: the dumper's copy of one ring (one dump at a time; another one maps its own). */
+static hk_tslot_t *hk_trace_scratch;
+static _Atomic uint32_t hk_trace_scratch_lock;
+
+/* The pc range of HK_OP_TEXT code (common.h): a fault there is inside the recorded op. The linker
+ * defines both for section hk_op_text; weak: a program without api/malloc.c has neither. */
+extern const char __start_hk_op_text[] HK_HIDDEN __attribute__((weak));
+extern const char __stop_hk_op_text[] HK_HIDDEN __attribute__((weak));
+
+static int hk_trace_dump_at(const char *path, int sig, int from_report, int inflight);
+
+int hk_trace_dump(const char *path, int sig, int from_report) { return hk_trace_dump_at(path, sig, from_report, 0); }
+
+/* inflight: the calling thread crashed inside a fast path (or a hardened report): its last short
+ * record is written in flight. */
+static int hk_trace_dump_at(const char *path, int sig, int from_report, int inflight) {
     int saved = errno;
     uint32_t used = atomic_load(&hk_trace_pool_used);
     if (used > HK_TRACE_MAX_THREADS) used = HK_TRACE_MAX_THREADS;
@@ -354,20 +541,35 @@ int hk_trace_dump(const char *path, int sig, int from_report) {
     size_t h = hk_trace_build_header(hdr, sizeof hdr, sig != 0);
     hk_os_write_all(fd, (const char *)hdr, h);
     uint64_t total = 0;
+    hk_tslot_t *scratch = NULL;
+    size_t scratch_len = (size_t)HK_TRACE_RING_SLOTS(hk_trace_ring_cap) * sizeof(hk_tslot_t);
+    int own_scratch = 0;
+    if (hk_trace_ring_cap) {
+        if (hk_trace_scratch != NULL && hk_trylock_spin(&hk_trace_scratch_lock, 1 << 10)) {
+            scratch = hk_trace_scratch;
+        } else {
+            scratch = hk_os_map(scratch_len);
+            own_scratch = 1;
+        }
+    }
     for (uint32_t i = 0; i < used; i++) {
         hk_trace_thr_t *t = &hk_trace_pool[i];
         uint32_t st = atomic_load(&t->state);
-        if (st == HK_TT_FREE || t->rec == NULL) continue;
+        if (st == HK_TT_FREE || (t->rec == NULL && t->slots == NULL)) continue;
         if (hk_trace_ring_cap) {
-            hk_trace_write_ring(fd, t, (st == HK_TT_DEAD ? 2u : 0u) | (t == me ? 4u : 0u));
-        } else {
-            /* full mode, explicit dump: what the buffer holds now */
-            uint64_t pub = atomic_load_explicit(&t->published, memory_order_acquire);
-            uint64_t n = pub >= t->base ? HK_MIN(pub - t->base, (uint64_t)t->cap) : 0;
-            if (n) hk_trace_copy_span(fd, t, 0, (uint32_t)n, t->base, t == me ? 4u : 0u, 0);
+            if (scratch == NULL) continue;
+            total += hk_trace_write_ring(fd, t, (st == HK_TT_DEAD ? 2u : 0u) | (t == me ? 4u : 0u), scratch,
+                                         inflight && t == me);
+            continue;
         }
-        total += atomic_load(&t->published);
+        /* full mode, explicit dump: what the buffer holds now */
+        uint64_t pub = atomic_load_explicit(&t->published, memory_order_acquire);
+        uint64_t n = pub >= t->base ? HK_MIN(pub - t->base, (uint64_t)t->cap) : 0;
+        if (n) hk_trace_copy_span(fd, t, 0, (uint32_t)n, t->base, t == me ? 4u : 0u);
+        total += pub;
     }
+    if (own_scratch && scratch != NULL) hk_os_unmap(scratch, scratch_len);
+    else if (scratch != NULL) hk_unlock32(&hk_trace_scratch_lock);
     if (sig) hk_trace_crash_chunk(fd, sig, from_report);
     hk_trace_end_chunk(fd, total);
     close(fd);
@@ -384,7 +586,7 @@ static int hk_trace_sig_index(int sig) {
 
 /* One dump per process. A second thread that crashes meanwhile waits (up to 5 s) for the first to
  * finish, since re-raising its signal would end the process in the middle of the dump. */
-static void hk_trace_crash(int sig, int from_report) {
+static void hk_trace_crash(int sig, int from_report, int inflight) {
     int prev = atomic_exchange(&hk_trace_dumped, 1);
     if (prev != 0) {
         struct timespec ms = {0, 1000000};
@@ -392,16 +594,29 @@ static void hk_trace_crash(int sig, int from_report) {
         atomic_store(&hk_trace_dumped, 2);
         return;
     }
-    (void)hk_trace_dump(hk_trace_ring_cap ? hk_trace_crash_path : NULL, sig, from_report);
+    (void)hk_trace_dump_at(hk_trace_ring_cap ? hk_trace_crash_path : NULL, sig, from_report, inflight || from_report);
     atomic_store(&hk_trace_dumped, 2);
 }
 
 /* Writes the trace, puts the original disposition back and raises the signal again: it is delivered
  * with that disposition as soon as this handler returns (the signal is blocked while we run). */
+static uintptr_t hk_trace_pc(void *uc) {
+    const ucontext_t *u = (const ucontext_t *)uc;
+    if (u == NULL) return 0;
+#if defined(__x86_64__)
+    return (uintptr_t)u->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)u->uc_mcontext.pc;
+#else
+    return 0;
+#endif
+}
+
 static void hk_trace_on_signal(int sig, siginfo_t *si, void *uc) {
-    (void)si, (void)uc;
+    (void)si;
     int saved = errno;
-    hk_trace_crash(sig, 0);
+    uintptr_t pc = hk_trace_pc(uc);
+    hk_trace_crash(sig, 0, pc >= (uintptr_t)__start_hk_op_text && pc < (uintptr_t)__stop_hk_op_text);
     int i = hk_trace_sig_index(sig);
     if (i >= 0) {
         struct sigaction old = hk_trace_old[i];
@@ -412,7 +627,7 @@ static void hk_trace_on_signal(int sig, siginfo_t *si, void *uc) {
     raise(sig);
 }
 
-static void hk_trace_report_hook(void) { hk_trace_crash(SIGABRT, 1); }
+static void hk_trace_report_hook(void) { hk_trace_crash(SIGABRT, 1, 1); }
 
 static void hk_trace_install_handlers(void) {
     struct sigaction sa;
@@ -453,6 +668,7 @@ void hk_trace_init(void) {
         uint32_t cap = 64;
         while (cap < (uint64_t)ring) cap <<= 1;
         hk_trace_ring_cap = cap;
+        hk_trace_scratch = hk_os_map((size_t)HK_TRACE_RING_SLOTS(cap) * sizeof(hk_tslot_t));
         hk_expand_path(hk_trace_path, sizeof hk_trace_path, (path && path[0]) ? path : "hakmem-%p.trace");
         size_t n = hk_strlcpy(hk_trace_crash_path, hk_trace_path, sizeof hk_trace_crash_path);
         hk_strlcpy(hk_trace_crash_path + n, ".crash", sizeof hk_trace_crash_path - n);
@@ -474,11 +690,14 @@ void hk_trace_fork_child(void) {
         hk_unlock32(&t->lock);
         if (t != me && atomic_load(&t->state) == HK_TT_LIVE) {
             atomic_store(&t->published, 0);
+            t->cur = &t->parked;
+            hk_trace_ring_reset(t);
             atomic_store(&t->state, HK_TT_DEAD);
             atomic_fetch_add(&hk_trace_dead, 1);
         }
     }
     atomic_store(&hk_trace_dumped, 0);
+    hk_unlock32(&hk_trace_scratch_lock);
     if (hk_trace_ring_cap) {
         hk_expand_path(hk_trace_path, sizeof hk_trace_path, hk_config_get_str(HK_OPT_TRACE)[0] ? hk_config_get_str(HK_OPT_TRACE) : "hakmem-%p.trace");
         size_t n = hk_strlcpy(hk_trace_crash_path, hk_trace_path, sizeof hk_trace_crash_path);

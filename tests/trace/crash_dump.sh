@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The crash path: on SIGSEGV and SIGABRT the ring is written to PATH.crash, the original disposition is
 # restored and the signal raised again (the process still dies of it, or the program's own handler
-# runs); full mode appends the crash to the trace itself; a normal exit writes no crash dump.
+# runs); full mode appends the crash to the trace itself; a ring that holds every op dumps the same
+# program as full mode; a normal exit writes no crash dump.
 #   crash_dump.sh BIN_DIR
 set -u
 bin=$1
@@ -27,6 +28,12 @@ check_dump "$work/h.crash" 11
 HAKMEM_TRACE="$work/f" "$bin/trace_sigprog" segv; rc=$?
 [ $rc -eq 139 ] || fail "full mode segv: exit $rc"
 "$bin/hakmem-trace" dump "$work/f" | grep -q "^crash: signal 11" || fail "full mode: no crash record in the trace"
+# a ring that holds every op (its compact records expanded by the dumper) reads as the same program
+# as the full-mode trace of the same run: mallocs, frees, a realloc, a large block
+HAKMEM_TRACE="$work/r" HAKMEM_TRACE_RING=4096 "$bin/trace_sigprog" segv; rc=$?
+[ $rc -eq 139 ] || fail "ring segv: exit $rc"
+"$bin/hakmem-trace" compare "$work/f" "$work/r.crash" 2>/dev/null | grep -q ": same;" ||
+  fail "a ring dump holding every op is not the program of the full-mode trace"
 HAKMEM_TRACE="$work/n" HAKMEM_TRACE_RING=256 "$bin/trace_sigprog" exit >/dev/null || fail "normal exit"
 [ ! -e "$work/n.crash" ] || fail "a crash dump after a normal exit"
 echo "PASS"

@@ -21,6 +21,8 @@ rc=$?
 "$bin/hakmem-trace" stat "$work/trace.crash" | sed -n '1p;/ops per thread/,/path served/p;/conversion/p;/expected/p'
 expect=$("$bin/hakmem-trace" stat "$work/trace.crash" | sed -n 's/^expected outcome: //p')
 [ -n "$expect" ] || fail "the dump carries no crash record"
+inflight=$("$bin/hakmem-trace" stat "$work/trace.crash" | sed -n 's/.* \([0-9]*\) in-flight ops.*/\1/p')
+[ "${inflight:-0}" -ge 1 ] || fail "the op that crashed inside the allocator is not in the dump as in flight"
 echo "recorded: exit $rc, crash signature $expect"
 
 # 2. replay against the mutant, each run in a fresh child
