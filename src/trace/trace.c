@@ -406,14 +406,7 @@ static void hk_trace_expand(hk_trec_t *r, const hk_tslot_t *s, int inflight) {
 
 /* A chunk of k records; hdr is the record-sized slot just before them (one write()). */
 static void hk_trace_emit_chunk(int fd, const hk_trace_thr_t *t, uint8_t *hdr, uint32_t k, uint64_t first, unsigned flags) {
-    memcpy(hdr, "HKCK", 4);
-    hk_put16(hdr + 4, (uint16_t)t->slot);
-    hk_put16(hdr + 6, (uint16_t)flags);
-    hk_put32(hdr + 8, k);
-    hk_put32(hdr + 12, t->tid);
-    hk_put64(hdr + 16, first);
-    uint64_t sum = hk_trace_sum64(HK_TRACE_SEED, hdr, 24);
-    hk_put64(hdr + 24, hk_trace_sum64(sum, hdr + HK_TRACE_REC_SIZE, (size_t)k * HK_TRACE_REC_SIZE));
+    hk_trace_chunk_header(hdr, t, k, first, flags);
     hk_os_write_all(fd, (const char *)hdr, (size_t)(k + 1) * HK_TRACE_REC_SIZE);
 }
 
