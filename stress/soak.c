@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define SK_MAX_SAMPLES 100000
@@ -118,6 +119,13 @@ int main(int argc, char **argv)
         hs_fatal("%zu samples needed; raise --interval (at most %d)", cap, SK_MAX_SAMPLES);
     static long rss[SK_MAX_SAMPLES], hw[SK_MAX_SAMPLES];
     static double rate[SK_MAX_SAMPLES], when[SK_MAX_SAMPLES];
+    /* Touch every sample slot the run will use before the clock starts: the arrays are the harness's
+     * own memory, and filling them page by page during the run would show as RSS drift (up to a page
+     * per array between the early and the final sample). */
+    memset(rss, 0, cap * sizeof rss[0]);
+    memset(hw, 0, cap * sizeof hw[0]);
+    memset(rate, 0, cap * sizeof rate[0]);
+    memset(when, 0, cap * sizeof when[0]);
 
     const uint64_t nt = sk_c.threads;
     sk_worker_t *ws = (sk_worker_t *)S_CALLOC(nt, sizeof *ws);
