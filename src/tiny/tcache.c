@@ -491,16 +491,19 @@ HK_OP_TEXT void hk_free_remote(hk_slab_t *s, void *p) {
         hk_tcache_push(h, s->cls, p); /* the hardened free checks already ran */
         return;
     }
+    /* The descriptor's fields are read before the push: once p is on the remote stack the owner may
+     * drain it, release the slab and another thread may set the descriptor up for a new slab. */
+    unsigned cls = s->cls, first_unit = s->first_unit;
     uintptr_t old = atomic_load_explicit(&s->remote, memory_order_relaxed);
     do {
         hk_link_set(p, (void *)old);
     } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)p, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    h->cls_stats[s->cls].remote_frees++;
+    h->cls_stats[cls].remote_frees++;
     /* The freeing side of the handshake in hk_abandoned_settle_locked: if the owner left while this
      * block was being pushed, nobody may drain it: adopt the slab (which drains it). On x86 the CAS is
      * already a full barrier and the load a plain move. */
-    if (HAK_UNLIKELY(atomic_load_explicit(&hk_ss_of((uintptr_t)s)->unit_owner[s->first_unit], memory_order_seq_cst) ==
+    if (HAK_UNLIKELY(atomic_load_explicit(&hk_ss_of((uintptr_t)s)->unit_owner[first_unit], memory_order_seq_cst) ==
                      HK_OWNER_NONE) &&
         h->state != HK_HEAP_DEAD)
         (void)hk_slab_try_adopt(h, s);
