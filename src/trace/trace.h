@@ -176,6 +176,18 @@ HK_INLINE hk_tslot_t *hk_trace_ring_reserve(hk_trace_thr_t *t, unsigned n) {
     return s;
 }
 HK_INLINE void hk_trace_ring_publish(hk_trace_cur_t *c, hk_tslot_t *next) { __atomic_store_n(&c->pos, next, __ATOMIC_RELEASE); }
+/* Ring mode, slow wrappers: a short record (block w0, argument arg, kind) published in flight before
+ * the call, and completed after it with its final epoch, argument and tag. */
+HK_INLINE hk_tslot_t *hk_trace_short_begin(hk_trace_thr_t *t, uint64_t w0, uint32_t ep, uint64_t arg, unsigned kind) {
+    hk_tslot_t *s = hk_trace_ring_reserve(t, 1);
+    s->w0 = w0;
+    s->w1 = HK_TS_W1(ep, arg, kind | HK_TS_INFLIGHT);
+    hk_trace_ring_publish(t->cur, s + 1);
+    return s;
+}
+HK_INLINE void hk_trace_short_end(hk_tslot_t *s, uint32_t ep, uint64_t arg, unsigned tag) {
+    __atomic_store_n(&s->w1, HK_TS_W1(ep, arg, tag), __ATOMIC_RELEASE);
+}
 
 /* Full mode: writes record i of t in its in-flight form and publishes it (the caller checked i < t->limit). */
 HK_INLINE hk_trec_t *hk_trace_put(hk_trace_thr_t *t, uint64_t i, uint64_t in, uint64_t size, uint64_t tail) {
