@@ -39,8 +39,12 @@ HAK_API const char *hak_variant(void);
 HAK_API const char *hak_mode(void);
 
 /* Flushes the calling thread's caches back to their slabs (as a thread exit does, but the thread
- * keeps its heap) and releases empty regions beyond the reuse budget. */
+ * keeps its heap), gives back its empty slabs and the pages of the free blocks at the end of the
+ * slabs it still uses (whose free lists are then kept in address order, so that live blocks gather at
+ * the start), and releases empty regions beyond the reuse budget. Other threads' slabs are untouched. */
 HAK_API void hak_collect(void);
+/* malloc_trim: hak_collect; returns 1 when memory went back to the kernel, else 0. pad is ignored. */
+HAK_API int hak_malloc_trim(size_t pad);
 
 /* Prints the statistics report to stderr now (the same report HAKMEM_STATS_ENABLE=1 prints at exit). */
 HAK_API void hak_stats_print(void);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "test_runner.h"
@@ -902,6 +903,118 @@ Test(malloc_usable_size, writing_all_usable_bytes_keeps_neighbours) {
     }
     for (size_t i = 0; i < n; i++) hak_free(p[i]);
     free(p);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* hak_collect                                                                                        */
+
+/* Pages of [from, to) that are resident. */
+static size_t resident_pages(uintptr_t from, uintptr_t to) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = 0;
+    from &= ~(uintptr_t)(pg - 1);
+    unsigned char vec[64];
+    for (uintptr_t a = from; a < to; a += 64 * pg) {
+        size_t len = to - a < 64 * pg ? to - a : 64 * pg;
+        TU_CHECK(mincore((void *)a, len, vec) == 0, "mincore(%p, %zu) failed: %s", (void *)a, len, strerror(errno));
+        for (size_t i = 0; i < (len + pg - 1) / pg; i++) n += vec[i] & 1u;
+    }
+    return n;
+}
+
+/* Allocates blocks of `size` bytes (of a class this process has not used) into p[] while they are
+ * carved one after the other from p[0] within its 64 KiB unit: the first blocks of one fresh slab
+ * (blocks past a slab's end would be another slab, given back whole). Returns how many (at most
+ * max); *cs is the class size. */
+static size_t slab_run(unsigned char **p, size_t max, size_t size, size_t *cs) {
+    hak_block_info_t bi;
+    p[0] = hak_malloc(size);
+    cr_assert(p[0] != NULL && hak_debug_block_info(p[0], &bi) == HAK_BLOCK_SLAB);
+    *cs = bi.class_size;
+    size_t n = 1;
+    while (n < max) {
+        unsigned char *q = hak_malloc(size);
+        cr_assert(q != NULL);
+        if (q != p[0] + n * *cs || ((uintptr_t)q >> 16) != ((uintptr_t)p[0] >> 16)) {
+            hak_free(q);
+            break;
+        }
+        p[n++] = q;
+    }
+    return n;
+}
+
+/* hak_collect gives back the free tail of a slab that still holds live blocks: the blocks past the
+ * last live one become uncarved again, their pages leave memory (mincore says so), the live blocks
+ * keep their contents, both checkers pass, and the next allocation is carved right after the live
+ * blocks. */
+Test(collect, gives_back_the_free_tail_of_a_slab) {
+    enum { MAXB = 2048, LIVE = 8 };
+    static unsigned char *p[MAXB];
+    const size_t size = 200;
+    size_t cs, n = slab_run(p, MAXB, size, &cs);
+    cr_assert(n >= 64, "only %zu blocks of %zu bytes were carved one after the other from %p", n, cs, (void *)p[0]);
+    for (size_t i = 0; i < n; i++) tu_fill(p[i], 0, size, 7000 + i);
+    uintptr_t tail = ((uintptr_t)p[LIVE] + 4095) & ~(uintptr_t)4095, end = (uintptr_t)p[n - 1] + cs;
+    cr_assert(resident_pages(tail, end) > 4, "the blocks' pages should be resident after writing them");
+    /* Free every block past the first LIVE, in a shuffled order. */
+    static size_t order[MAXB];
+    uint64_t rng = 99;
+    for (size_t i = LIVE; i < n; i++) order[i] = i;
+    for (size_t i = n - 1; i > LIVE; i--) {
+        size_t j = tu_range(&rng, LIVE, i), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = LIVE; i < n; i++) hak_free(p[order[i]]);
+    hak_debug_stats_t before, after;
+    hak_debug_stats(&before);
+    hak_collect();
+    hak_debug_stats(&after);
+    /* MADV_FREE (lean with HAKMEM_SS_MEM_LEAN_DECOMMIT=FREE) leaves pages resident until the kernel
+     * needs them, OFF keeps them: only DONTNEED makes them leave at once. */
+    int lean = hak_debug_get_option("SS_MEM_LEAN") == 1 || strcmp(hak_mode(), "lean") == 0;
+    int dontneed = !lean || hak_debug_get_option("SS_MEM_LEAN_DECOMMIT") == 1;
+    if (dontneed) {
+        cr_assert(after.madvise_calls > before.madvise_calls, "hak_collect made no madvise call");
+        cr_assert(resident_pages(tail, end) == 0, "%zu of the free tail's pages [%p, %p) are still resident",
+                  resident_pages(tail, end), (void *)tail, (void *)end);
+    }
+    if (lean) cr_assert(after.lean_decommit > before.lean_decommit, "the trim was not counted (lean_decommit)");
+    for (size_t i = 0; i < LIVE; i++)
+        cr_assert(tu_verify(p[i], 0, size, 7000 + i) == SIZE_MAX, "live block %zu changed by the trim", i);
+    hak_check_report_t rep;
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    /* The slab carves again from the end of the live blocks. */
+    unsigned char *q = hak_malloc(size);
+    cr_assert(q == p[0] + LIVE * cs, "next block %p, expected %p (right after the live blocks)", (void *)q,
+              (void *)(p[0] + LIVE * cs));
+    tu_fill(q, 0, size, 1);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    hak_free(q);
+    for (size_t i = 0; i < LIVE; i++) hak_free(p[i]);
+}
+
+/* malloc_trim (hak_malloc_trim) is hak_collect with glibc's answer: 1 after it gave a slab's free tail
+ * back (whose pages are then gone), 0 when a second call finds nothing more to give back. */
+Test(collect, malloc_trim_reports_whether_memory_went_back) {
+    enum { MAXB = 2048 };
+    static unsigned char *p[MAXB];
+    size_t cs, n = slab_run(p, MAXB, 700, &cs);
+    cr_assert(n >= 16, "only %zu blocks of %zu bytes in the run", n, cs);
+    for (size_t i = 0; i < n; i++) memset(p[i], 0x5a, 700);
+    for (size_t i = 2; i < n; i++) hak_free(p[i]);
+    int lean = strcmp(hak_mode(), "lean") == 0 || hak_debug_get_option("SS_MEM_LEAN") == 1;
+    int first = hak_malloc_trim(0), second = hak_malloc_trim(0);
+    long long how = lean ? hak_debug_get_option("SS_MEM_LEAN_DECOMMIT") : 1;
+    if (how != 2) cr_assert_eq(first, 1, "malloc_trim gave nothing back");
+    uintptr_t tail = ((uintptr_t)p[2] + 4095) & ~(uintptr_t)4095, end = (uintptr_t)p[n - 1] + cs;
+    if (how == 1) cr_assert(resident_pages(tail, end) == 0, "the free tail [%p, %p) is still resident", (void *)tail, (void *)end);
+    cr_assert_eq(second, 0, "a second malloc_trim found more to give back");
+    for (size_t i = 0; i < 2; i++)
+        for (size_t j = 0; j < 700; j++) TU_CHECK(p[i][j] == 0x5a, "live block %zu byte %zu changed", i, j);
+    hak_free(p[0]);
+    hak_free(p[1]);
 }
 
 Test(free, null_is_a_no_op) {

@@ -245,6 +245,17 @@ void *hak_pvalloc(size_t size) {
     if (HAK_UNLIKELY(hk_trace_on)) return hk_traced_aligned(12 /* PVALLOC */, HK_PAGE, size);
     return hk_pvalloc_impl(size);
 }
+/* glibc's malloc_trim: hak_collect, and 1 when memory went back to the kernel (an madvise or munmap
+ * was made meanwhile), else 0. pad is not used: there is no top of heap to leave slack at. */
+int hak_malloc_trim(size_t pad) {
+    (void)pad;
+    uint64_t before = atomic_load_explicit(&hk_os_stats.madvise_calls, memory_order_relaxed) +
+                      atomic_load_explicit(&hk_os_stats.munmap_calls, memory_order_relaxed);
+    hak_collect();
+    uint64_t after = atomic_load_explicit(&hk_os_stats.madvise_calls, memory_order_relaxed) +
+                     atomic_load_explicit(&hk_os_stats.munmap_calls, memory_order_relaxed);
+    return after != before;
+}
 
 #if !HAK_PREFIXED_ONLY
 #include "api/override.inc"

@@ -126,6 +126,7 @@ hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner) {
     ss->free_mask &= ~bits;
     if (ss->free_mask == 0) hk_ss_move_locked(ss, 0);
     /* Dirty units are reused as they are: their pages are still resident, which is the point. */
+    int dirty = (ss->dirty_mask & bits) != 0;
     hk_ss_dirty_units -= (uint32_t)__builtin_popcount(ss->dirty_mask & bits);
     ss->dirty_mask &= ~bits;
     ss->live_slabs++;
@@ -148,6 +149,7 @@ hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner) {
     s->units = (uint8_t)ci->units;
     s->first_unit = (uint8_t)best_unit;
     s->list = HK_LIST_NONE;
+    s->committed = dirty ? s->start + ((size_t)ci->units << HK_UNIT_SHIFT) : s->start;
     atomic_store_explicit(&s->remote, 0, memory_order_relaxed);
     hk_slab_set_owner(s, owner);
     hk_unlock(&hk_ss_lock);

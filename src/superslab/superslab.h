@@ -49,6 +49,8 @@ typedef struct hk_slab {
     uint8_t units;
     uint8_t first_unit;
     uint8_t list;               /* HK_LIST_* */
+    char *committed;            /* page-aligned end of the pages the slab may have made resident (the
+                                 * highest bump, rounded up); past it, up to its last unit, none are */
     _Alignas(64) _Atomic uintptr_t remote; /* remote-free stack head (link-encoded like every free list) */
 } hk_slab_t;
 

@@ -250,6 +250,8 @@ void hk_tcache_flush(hk_heap_t *h, unsigned cls) {
 /* Flushes this heap's caches and gives back its empty slabs. sweep: also drain every abandoned slab
  * of exited threads and give back the empty ones (hak_collect; not at thread exit, where it would
  * only steal slabs other threads are about to adopt). */
+static size_t hk_heap_trim(hk_heap_t *h);
+
 static void hk_heap_collect_own(hk_heap_t *h, int sweep) {
     if (h->state == HK_HEAP_UNINIT) hk_heap_init(h);
     if (h->state != HK_HEAP_ACTIVE) return;
@@ -266,6 +268,7 @@ static void hk_heap_collect_own(hk_heap_t *h, int sweep) {
         }
         h->empty[c] = 0; /* every empty slab was given back */
     }
+    if (sweep) hk_heap_trim(h); /* hak_collect: the free tails of the slabs still in use too */
 }
 
 void hk_heap_collect(hk_heap_t *h) { hk_heap_collect_own(h, 1); }
@@ -309,6 +312,8 @@ static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
         if (HAK_HARDENED) hk_harden_on_carve(b, bs, s->cls);
     }
     s->bump += (size_t)n * bs;
+    char *touched = (char *)HK_ALIGN_UP((uintptr_t)s->bump, (uintptr_t)HK_PAGE);
+    if (touched > s->committed) s->committed = touched;
     *got = n;
     return first;
 }
@@ -346,6 +351,75 @@ static void hk_cur_park(hk_heap_t *h, hk_slab_t *s) {
     }
     hk_list_remove(h, s);
     hk_list_push(h, s, HK_LIST_PARTIAL);
+}
+
+/* ---- trimming a slab's free tail ------------------------------------------------------------------ */
+/* The most blocks a slab may have for hk_slab_trim to look at it (the bitmap is on the stack): one
+ * unit of the smallest class. */
+#define HK_TRIM_MAX_BLOCKS (HK_UNIT_SIZE / 8u)
+
+/* Gives back the free tail of slab s (owner only; hak_collect and malloc_trim). Its remote stack is
+ * drained, then its free blocks (those on its local list) are marked in a bitmap: the run of free
+ * blocks that ends at the bump becomes uncarved again (the bump moves down over it) and its pages go
+ * back to the kernel; the local list is rebuilt in address order, so that the next refills hand out
+ * the lowest blocks first and the live blocks gather at the slab's start. A slab whose blocks are all
+ * live or whose last block is live keeps its pages. Keeps used + local_count + uncarved == capacity.
+ * Returns the bytes given back. */
+static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s) {
+    hk_slab_drain(h, s);
+    size_t bs = s->block_size;
+    uint32_t carved = (uint32_t)((size_t)(s->bump - s->start) / bs);
+    if (s->local_count > 0 && carved <= HK_TRIM_MAX_BLOCKS) {
+        uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
+        uint32_t words = (carved + 63) / 64, n = 0;
+        memset(bits, 0, words * sizeof bits[0]);
+        for (void *b = s->local_free; b != NULL; b = hk_link_get(b)) {
+            hk_harden_check_slab_block(s, b);
+            uint32_t i = (uint32_t)(((uintptr_t)b - (uintptr_t)s->start) / bs);
+            /* a block outside the carved part, twice on the list or more blocks than counted: the
+             * list is corrupt (checked in every variant: the rebuild below would spread it) */
+            if (HAK_UNLIKELY(i >= carved || ((bits[i / 64] >> (i % 64)) & 1u) || ++n > s->local_count))
+                hk_report(HK_FAULT_LINK_CORRUPT, b, s->cls);
+            bits[i / 64] |= (uint64_t)1 << (i % 64);
+        }
+        uint32_t keep = carved;
+        while (keep > 0 && ((bits[(keep - 1) / 64] >> ((keep - 1) % 64)) & 1u)) keep--;
+        /* The free blocks below keep, in address order. */
+        void *head = NULL, *last = NULL;
+        for (uint32_t w = 0; w < words; w++) {
+            for (uint64_t m = bits[w]; m != 0; m &= m - 1) {
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
+                if (i >= keep) break;
+                char *b = s->start + (size_t)i * bs;
+                if (last) hk_link_set(last, b);
+                else head = b;
+                last = b;
+            }
+        }
+        if (last) hk_link_set(last, NULL);
+        s->local_free = head;
+        s->local_count = n - (carved - keep);
+        s->bump = s->start + (size_t)keep * bs;
+    }
+    char *from = (char *)HK_ALIGN_UP((uintptr_t)s->bump, (uintptr_t)HK_PAGE);
+    if (s->committed <= from) return 0;
+    size_t len = (size_t)(s->committed - from);
+    hk_os_decommit(from, len, HK_KNOB(decommit));
+    s->committed = from;
+    return len;
+}
+
+/* Trims the slabs this heap allocates from (each class's current slab and the first partial ones;
+ * the caches were flushed, so their blocks count as free). Returns the bytes given back. */
+static size_t hk_heap_trim(hk_heap_t *h) {
+    size_t bytes = 0;
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        if (h->cur[c]) bytes += hk_slab_trim(h, h->cur[c]);
+        hk_slab_t *p = h->partial[c];
+        for (unsigned i = 0; p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes += hk_slab_trim(h, p);
+    }
+    if (bytes && HK_KNOB(lean)) atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
+    return bytes;
 }
 
 void *hk_tcache_refill(unsigned cls) {

@@ -349,6 +349,40 @@ check_stats_report() {
     fi
 }
 
+# malloc_trim is served by the library too: python3 allocates a burst of 1 KiB objects (past its own
+# small-object allocator, so they come from malloc), frees them, and calls malloc_trim(0) through
+# ctypes. The loader must bind the call to the library, and the call must report that memory went
+# back (1), as glibc's does after such a burst.
+check_malloc_trim() {
+    local name=malloc_trim_gives_memory_back
+    if ! command -v python3 > /dev/null 2>&1; then
+        echo "skip $name: skipped: python3 not installed"
+        skipped=$((skipped + 1))
+        return
+    fi
+    LD_PRELOAD="$LIB" LD_DEBUG=bindings LD_DEBUG_OUTPUT="$WORK/trim.ld" timeout "$CASE_TIMEOUT" "$PYTHON3" -c '
+import ctypes
+keep = [bytes(1000) for _ in range(2)]
+burst = [bytes([i % 256]) * 1000 for i in range(50000)]
+del burst
+print(ctypes.CDLL(None).malloc_trim(0))' > "$WORK/trim.out" 2> "$WORK/trim.err"
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "FAIL $name: python3 exited $rc under the preload"
+        excerpt "$WORK/trim.err"
+        failed=$((failed + 1))
+    elif ! grep -h "to $LIB \[[0-9]*\]: normal symbol \`malloc_trim'" "$WORK"/trim.ld.* > /dev/null 2>&1; then
+        echo "FAIL $name: malloc_trim called from python3 was not bound to $LIB"
+        failed=$((failed + 1))
+    elif [ "$(cat "$WORK/trim.out")" != 1 ]; then
+        echo "FAIL $name: malloc_trim(0) returned '$(cat "$WORK/trim.out")' after a freed burst, expected 1"
+        failed=$((failed + 1))
+    else
+        echo "ok $name (bound to $(basename "$LIB"), returned 1)"
+        passed=$((passed + 1))
+    fi
+}
+
 echo "library: $LIB"
 check_binding
 compare_case python3 case_python3 python3
@@ -360,6 +394,7 @@ compare_case bash_pipelines case_bash_pipelines bash awk seq md5sum
 compare_case tar_gzip case_tar_gzip tar gzip md5sum diff
 compare_case awk_sed case_awk_sed awk sed md5sum
 check_stats_report
+check_malloc_trim
 
 if [ "$skipped" -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"
