@@ -41,11 +41,11 @@ def main():
     print("HK_HIDDEN const hk_class_info_t hk_class_info[HK_NCLASSES] = {")
     c = 0
     for s in TINY:
-        print("    {%d, 1, %d}, /* C%d */" % (s, UNIT // s, c))
+        print("    {%d, 1, %d, %d, %#xull}, /* C%d */" % (s, UNIT // s, UNIT // s * s, (2**64 - 1) // s + 1, c))
         c += 1
     for s in mid_sizes():
         u = mid_units(s)
-        print("    {%d, %d, %d}, /* C%d */" % (s, u, u * UNIT // s, c))
+        print("    {%d, %d, %d, %d, %#xull}, /* C%d */" % (s, u, u * UNIT // s, u * UNIT // s * s, (2**64 - 1) // s + 1, c))
         c += 1
     print("};\n")
     print("size_t hk_class_size_of(int cls) { return hk_class_info[cls].size; }")

@@ -116,18 +116,24 @@ HK_INLINE void hk_harden_on_alloc(void *b, unsigned cls) {
 /* A pointer passed to free that the region map says is in region ss, unit u, of class cls (the
  * unit's class, valid once the pointer is known to be in an active slab): a carved block start of
  * an active slab, not already free, its canary intact. Then it is decorated as free.
- * The slab test is one unsigned range test (a free unit's descriptor is slabs[0], never used, whose
- * start == bump; a released slab's units point there) and Lemire's divisibility test, folded into
- * one branch; the marker and canary tests into a second one, taken only after the first (the canary
- * of a pointer outside every slab could lie beyond the region). */
+ * Two branches. The first: the pointer is a block start of the slab layout of its unit's class (one
+ * unsigned range test against the class's span from the slab's first unit, and Lemire's divisibility
+ * test), from the region header's unit bytes and the class table only: the slab descriptor (another
+ * cache line, often cold) is not read on the fast path. It bounds the block inside the region, so the
+ * second, the marker and canary tests, reads only region memory. A block start past the slab's bump
+ * (uncarved), or in a free unit (whose unit_slab is 0), passes the first test and fails the second:
+ * its memory is zero (fresh or decommitted) or holds the marker of a block that was free when the
+ * slab was released or its tail trimmed (only free blocks are released or uncarved), so the
+ * canary test or the double-free test fails; the cold path then reads the descriptor and reports
+ * an invalid free. Forging the canary or passing the marker needs the secret. */
 /* Returns nonzero on a fault (the caller returns after hk_harden_free_fault(p)); else the block is
  * decorated as free. */
 HK_INLINE int hk_harden_free_bad(void *p, hk_superslab_t *ss, unsigned u, unsigned cls) {
     uintptr_t a = (uintptr_t)p;
     if (HK_HARDEN(HK_H_INVALID)) {
-        hk_slab_t *s = &ss->slabs[ss->unit_slab[u]];
-        uintptr_t off = a - (uintptr_t)s->start, magic = s->div_magic;
-        if (HAK_UNLIKELY((off >= (uintptr_t)(s->bump - s->start)) | (off * magic > magic - 1))) return 1;
+        const hk_class_info_t *ci = &hk_class_info[cls];
+        uintptr_t off = a - ((uintptr_t)ss + ((uintptr_t)ss->unit_slab[u] << HK_UNIT_SHIFT)), magic = ci->div_magic;
+        if (HAK_UNLIKELY((off >= ci->span) | (off * magic > magic - 1))) return 1;
     }
     size_t bs = hk_class_info[cls].size;
     uintptr_t m = hk_marker(p, cls);

@@ -35,6 +35,12 @@
  *     gives the secret away to whoever knows the block's address; the canary is now the marker's top
  *     56 bits, where it used to be a multiply of the address and the secret (the same leak).
  *   - hardened blocks are at least 32 bytes (HK_HARDEN_MIN_BLOCK): requests of 1..8 bytes take 32 B.
+ *   - INVALID on free's fast path tests the block layout of the unit's class (class table, region
+ *     header) instead of the slab descriptor's carved range: a block start past the slab's bump is
+ *     caught by the marker and canary tests that follow (its memory is zero, or holds the marker of
+ *     a block that was free when it was uncarved or its slab released), then named an invalid free
+ *     by the cold path. It passes only if that memory holds the block's keyed canary and not its
+ *     marker: stale user data of a block of another class whose bytes equal a secret-derived value.
  */
 #ifndef HK_HARDEN_H
 #define HK_HARDEN_H

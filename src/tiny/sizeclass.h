@@ -13,8 +13,10 @@ extern HK_HIDDEN const uint8_t hk_tiny_class_tbl[129];
 
 typedef struct hk_class_info {
     uint32_t size;
-    uint32_t units;    /* 64 KiB units per slab */
-    uint32_t capacity; /* blocks per slab */
+    uint32_t units;     /* 64 KiB units per slab */
+    uint32_t capacity;  /* blocks per slab */
+    uint32_t span;      /* capacity * size: the bytes of a slab that hold blocks */
+    uint64_t div_magic; /* UINT64_MAX / size + 1: exact division and divisibility (hk_slab_t's) */
 } hk_class_info_t;
 extern HK_HIDDEN const hk_class_info_t hk_class_info[HK_NCLASSES];
 

@@ -13,6 +13,10 @@
  *   region_header     the start of the 2 MiB region a small block lives in (allocator metadata)
  *   slab_tail         inside the slab's unit but past its last block (1280-byte class: 51 blocks
  *                     fill 65280 of the 65536 bytes)
+ *   uncarved          a block start of a slab that the slab has not carved yet (the last block of a
+ *                     224-byte slab when one block was asked for)
+ *   trimmed_tail      a block freed, its slab's free tail given back by malloc_trim (the block is
+ *                     uncarved again), then freed a second time
  *   glibc             a block from glibc's malloc (prefixed build only: glibc is the process malloc)
  */
 #define _GNU_SOURCE
@@ -106,6 +110,33 @@ static void if_slab_tail(int argc, char **argv) {
     mu_free_noted((void *)(unit + 65280 + 64), "free past the last block of a slab");
 }
 
+static void if_uncarved(int argc, char **argv) {
+    (void)argc, (void)argv;
+    char *p = MU_MALLOC(200); /* 224-byte class (208 B with the canary): 292 blocks per 64 KiB slab */
+    size_t bs = MU_USABLE(p) + 8;
+    uintptr_t unit = (uintptr_t)p & ~(uintptr_t)0xffff;
+    mu_free_noted((void *)(unit + (65536 / bs - 1) * bs), "free of a block the slab has not carved");
+}
+
+static void if_trimmed_tail(int argc, char **argv) {
+    (void)argc, (void)argv;
+    enum { N = 64 };
+    char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = MU_MALLOC(700);
+        if (p[i] == NULL) mu_setup_failed("malloc");
+        memset(p[i], 0x11, 700);
+    }
+    /* The highest block: past every other one of its slab (blocks are carved in address order). */
+    int top = 0;
+    for (int i = 1; i < N; i++)
+        if (p[i] > p[top] && ((uintptr_t)p[i] >> 16) == ((uintptr_t)p[0] >> 16)) top = i;
+    for (int i = 0; i < N; i++)
+        if (i != 0) MU_FREE(p[i]);
+    (void)MU_TRIM(0); /* p[0] stays live: the slab stays and its free tail becomes uncarved */
+    mu_free_noted(p[top], "second free of a block whose slab tail was trimmed");
+}
+
 #ifdef MU_PREFIXED
 static void if_glibc(int argc, char **argv) {
     (void)argc, (void)argv;
@@ -123,6 +154,7 @@ int main(int argc, char **argv) {
         {"wild", if_wild},                     {"unmapped", if_unmapped},
         {"noncanonical", if_noncanonical},     {"mmap", if_mmap},
         {"region_header", if_region_header},   {"slab_tail", if_slab_tail},
+        {"uncarved", if_uncarved},             {"trimmed_tail", if_trimmed_tail},
 #ifdef MU_PREFIXED
         {"glibc", if_glibc},
 #endif

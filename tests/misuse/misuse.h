@@ -40,6 +40,7 @@
 #define MU_REALLOC hak_realloc
 #define MU_CALLOC hak_calloc
 #define MU_USABLE hak_malloc_usable_size
+#define MU_TRIM hak_malloc_trim
 #else
 #include <malloc.h>
 #define MU_MALLOC malloc
@@ -47,6 +48,7 @@
 #define MU_REALLOC realloc
 #define MU_CALLOC calloc
 #define MU_USABLE malloc_usable_size
+#define MU_TRIM malloc_trim
 #endif
 
 enum { MU_EXIT_USAGE = 2, MU_EXIT_MISSED = 3, MU_EXIT_SETUP = 4, MU_EXIT_UNMAPPED = 5 };

@@ -117,6 +117,10 @@ static const mr_case_t mr_static_cases[] = {
     {"invalid_free.mmap", "invalid_free", "mmap", F_FOREIGN, NULL, CLS_ANY, TID_MAIN, 1, 0, FL_BOTH, NULL},
     {"invalid_free.region_header", "invalid_free", "region_header", F_INVALID, NULL, CLS_ANY, TID_MAIN, 1, 0, FL_BOTH, NULL},
     {"invalid_free.slab_tail", "invalid_free", "slab_tail", F_INVALID, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
+    {"invalid_free.uncarved", "invalid_free", "uncarved", F_INVALID, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
+    /* The block was freed, then its slab's free tail was trimmed: the pointer is no carved block any
+     * more ("invalid free"); a double free is the other right name. */
+    {"invalid_free.trimmed_tail", "invalid_free", "trimmed_tail", F_INVALID, F_DFREE, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
     {"invalid_free.glibc", "invalid_free", "glibc", F_FOREIGN, NULL, CLS_ANY, TID_MAIN, 1, 0, FL_PREFIXED, NULL},
     /* write after free */
     {"write_after_free.small", "write_after_free", "small", F_UAF, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
