@@ -24,6 +24,7 @@
 #define S_REALLOC(p, n) hak_realloc((p), (n))
 #define S_POSIX_MEMALIGN(out, al, n) hak_posix_memalign((out), (al), (n))
 #define S_MALLOC_USABLE_SIZE(p) hak_malloc_usable_size(p)
+#define S_MALLOC_TRIM(pad) hak_malloc_trim(pad)
 #define S_ALLOCATOR_PREFIXED 1
 #else
 #include <malloc.h>
@@ -34,6 +35,7 @@
 #define S_REALLOC(p, n) realloc((p), (n))
 #define S_POSIX_MEMALIGN(out, al, n) posix_memalign((out), (al), (n))
 #define S_MALLOC_USABLE_SIZE(p) malloc_usable_size(p)
+#define S_MALLOC_TRIM(pad) malloc_trim(pad)
 #define S_ALLOCATOR_PREFIXED 0
 #endif
 

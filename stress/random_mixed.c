@@ -5,6 +5,10 @@
  * Checks: every block's stamps before it is freed, calloc'ed bookkeeping is zero, and
  * malloc_usable_size >= requested on a sample of blocks.
  *
+ * --trim-every N calls malloc_trim(0) every N steps of each thread: hakmem then gives back the free
+ * tails of the thread's slabs and rebuilds their free lists in address order while the working set
+ * is live, and the stamps check that no live block was touched or handed out twice.
+ *
  * --inject-corruption S is the checker's own test: after step S, thread 0 flips one byte inside
  * a live block (a legal write, as a stray pointer of the program would do); the run must then
  * fail with "FAIL corrupt block". ctest runs it so a checker that stopped checking is noticed.
@@ -20,6 +24,7 @@ typedef struct rm_arg {
     const hs_common_t *c;
     uint64_t id, ws, min, max, steps;
     uint64_t inject_at; /* 0: never */
+    uint64_t trim_every; /* 0: never */
 } rm_arg_t;
 
 static void rm_inject(hs_mixed_t *m)
@@ -40,6 +45,8 @@ static void *rm_thread(void *arg)
     hs_mixed_init(&m, a->c->seed, a->id, a->ws, a->min, a->max, a->c->stamp, !a->c->bench);
     for (uint64_t s = 0; s < a->steps; s++) {
         hs_mixed_step(&m);
+        if (HS_UNLIKELY(a->trim_every != 0 && (s + 1) % a->trim_every == 0))
+            (void)S_MALLOC_TRIM(0);
         if (HS_UNLIKELY(s + 1 == a->inject_at) && a->id == 0)
             rm_inject(&m);
     }
@@ -51,7 +58,7 @@ int main(int argc, char **argv)
 {
     hs_common_t c;
     hs_init(&c, "random_mixed", argc, argv);
-    uint64_t ws = 400, min = 16, max = 1024, steps = 20000000, inject = 0;
+    uint64_t ws = 400, min = 16, max = 1024, steps = 20000000, inject = 0, trim = 0;
     c.threads = 1;
     if (c.short_mode)
         steps = c.slow ? 200000 : 2000000;
@@ -60,6 +67,7 @@ int main(int argc, char **argv)
         {"min", HS_OPT_U64, &min, "smallest block size (default 16)"},
         {"max", HS_OPT_U64, &max, "largest block size (default 1024)"},
         {"steps", HS_OPT_U64, &steps, "steps per thread (default 20M, --short 2M)"},
+        {"trim-every", HS_OPT_U64, &trim, "call malloc_trim(0) every N steps of each thread (default never)"},
         {"inject-corruption", HS_OPT_U64, &inject, "self-test: corrupt a live block after this step"},
         {NULL, HS_OPT_FLAG, NULL, NULL}};
     hs_parse(&c, argc, argv, opts);
@@ -73,11 +81,11 @@ int main(int argc, char **argv)
     double t0 = hs_now();
     if (c.threads == 1) {
         /* The reference numbers are single-threaded: keep the measured loop on the main thread. */
-        args[0] = (rm_arg_t){&c, 0, ws, min, max, steps, inject};
+        args[0] = (rm_arg_t){&c, 0, ws, min, max, steps, inject, trim};
         rm_thread(&args[0]);
     } else {
         for (uint64_t t = 0; t < c.threads; t++) {
-            args[t] = (rm_arg_t){&c, t, ws, min, max, steps, inject};
+            args[t] = (rm_arg_t){&c, t, ws, min, max, steps, inject, trim};
             hs_thread_start(&tids[t], rm_thread, &args[t]);
         }
         for (uint64_t t = 0; t < c.threads; t++)
