@@ -140,7 +140,7 @@ hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner) {
     s->end = s->start + (size_t)ci->capacity * ci->size;
     s->block_size = ci->size;
     s->capacity = ci->capacity;
-    s->div_magic = UINT64_MAX / ci->size + 1;
+    s->div_magic = ci->div_magic;
     s->used = 0;
     s->local_count = 0;
     s->local_free = NULL;

@@ -368,14 +368,14 @@ static void hk_cur_park(hk_heap_t *h, hk_slab_t *s) {
 static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s) {
     hk_slab_drain(h, s);
     size_t bs = s->block_size;
-    uint32_t carved = (uint32_t)((size_t)(s->bump - s->start) / bs);
+    uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
     if (s->local_count > 0 && carved <= HK_TRIM_MAX_BLOCKS) {
         uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
         uint32_t words = (carved + 63) / 64, n = 0;
         memset(bits, 0, words * sizeof bits[0]);
         for (void *b = s->local_free; b != NULL; b = hk_link_get(b)) {
             hk_harden_check_slab_block(s, b);
-            uint32_t i = (uint32_t)(((uintptr_t)b - (uintptr_t)s->start) / bs);
+            uint32_t i = hk_slab_index(s, (uintptr_t)b - (uintptr_t)s->start);
             /* a block outside the carved part, twice on the list or more blocks than counted: the
              * list is corrupt (checked in every variant: the rebuild below would spread it) */
             if (HAK_UNLIKELY(i >= carved || ((bits[i / 64] >> (i % 64)) & 1u) || ++n > s->local_count))
