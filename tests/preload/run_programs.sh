@@ -323,15 +323,19 @@ check_binding() {
     fi
 }
 
+# Whether python3 is installed; if not, the check named $1 is counted as skipped, with the reason.
+have_python3() {
+    command -v python3 > /dev/null 2>&1 && return 0
+    echo "skip $1: skipped: python3 not installed"
+    skipped=$((skipped + 1))
+    return 1
+}
+
 # HAKMEM_STATS_ENABLE=1 makes the library print its statistics report at exit; seeing it proves the
 # allocator ran inside the host (not just got mapped).
 check_stats_report() {
     local name=stats_report_on_exit
-    if ! command -v python3 > /dev/null 2>&1; then
-        echo "skip $name: skipped: python3 not installed"
-        skipped=$((skipped + 1))
-        return
-    fi
+    have_python3 "$name" || return
     LD_PRELOAD="$LIB" HAKMEM_STATS_ENABLE=1 timeout "$CASE_TIMEOUT" "$PYTHON3" -c 'pass' \
         > "$WORK/stats.out" 2> "$WORK/stats.err"
     local rc=$?
@@ -355,11 +359,7 @@ check_stats_report() {
 # back (1), as glibc's does after such a burst.
 check_malloc_trim() {
     local name=malloc_trim_gives_memory_back
-    if ! command -v python3 > /dev/null 2>&1; then
-        echo "skip $name: skipped: python3 not installed"
-        skipped=$((skipped + 1))
-        return
-    fi
+    have_python3 "$name" || return
     LD_PRELOAD="$LIB" LD_DEBUG=bindings LD_DEBUG_OUTPUT="$WORK/trim.ld" timeout "$CASE_TIMEOUT" "$PYTHON3" -c '
 import ctypes
 keep = [bytes(1000) for _ in range(2)]
