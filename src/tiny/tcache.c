@@ -247,11 +247,12 @@ void hk_tcache_flush(hk_heap_t *h, unsigned cls) {
     hk_tcache_flush_n(h, cls, hk_tc_count(tc) - tc->cap / 2);
 }
 
-/* Flushes this heap's caches and gives back its empty slabs. sweep: also drain every abandoned slab
- * of exited threads and give back the empty ones (hak_collect; not at thread exit, where it would
- * only steal slabs other threads are about to adopt). */
 static size_t hk_heap_trim(hk_heap_t *h);
 
+/* Flushes this heap's caches and gives back its empty slabs. sweep: also drain every abandoned slab
+ * of exited threads and give back the empty ones, and trim the free tails of the slabs left
+ * (hak_collect; not at thread exit, where it would only steal slabs other threads are about to
+ * adopt). */
 static void hk_heap_collect_own(hk_heap_t *h, int sweep) {
     if (h->state == HK_HEAP_UNINIT) hk_heap_init(h);
     if (h->state != HK_HEAP_ACTIVE) return;
