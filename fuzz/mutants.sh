@@ -21,6 +21,9 @@
 # through the same replay and a short fuzz (the control): it must pass, or the results mean nothing.
 #
 #   fuzz/mutants.sh [--seconds N] [--only a,b] [--variant release|debug] [--table FILE] [--no-control]
+#   fuzz/mutants.sh --check-apply   only checks that every patch still applies to src/ (a dry run,
+#                                   seconds; ctest runs it, so a change that moves a mutant's context
+#                                   is noticed before `make verify`)
 #
 # Prints one row per mutant and "caught N/M"; writes the table (tab separated:
 #   mutant caught_by seconds status execs harness replay
@@ -41,7 +44,18 @@ while [ $# -gt 0 ]; do
     --variant) VARIANT=$2; shift ;;
     --table) TABLE=$2; shift ;;
     --no-control) CONTROL=0 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --check-apply)
+      stale=0 total=0
+      for patch in "$ROOT"/verify/mutants/*.patch; do
+        total=$((total + 1))
+        if ! patch -p1 -s --dry-run -d "$ROOT" <"$patch" >/dev/null 2>&1; then
+          echo "stale: $(basename "$patch" .patch) no longer applies to src/ (retarget it to the current code)"
+          stale=$((stale + 1))
+        fi
+      done
+      echo "$((total - stale)) passed, $stale failed"
+      [ "$stale" -eq 0 ]; exit ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "mutants.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
