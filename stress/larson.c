@@ -10,6 +10,9 @@
  * A lineage ends after --generations handoffs, or when --seconds elapse (time mode, used by the
  * benchmark; then the operation count depends on speed but every operation is still checked).
  * In generation mode the whole operation sequence of every lineage is fixed by --seed.
+ *
+ * --trim-every N: each thread calls malloc_trim(0) every N steps, so slab tails are trimmed while
+ * other threads free blocks of those slabs remotely (and ThreadSanitizer builds watch the two).
  */
 #include "alloc_api.h"
 #include "common.h"
@@ -36,7 +39,7 @@ typedef struct lz_lineage {
 } lz_lineage_t;
 
 static hs_common_t lz_c;
-static uint64_t lz_min = 8, lz_max = 1000, lz_slots = 5000, lz_rounds = 100, lz_generations = 10;
+static uint64_t lz_min = 8, lz_max = 1000, lz_slots = 5000, lz_rounds = 100, lz_generations = 10, lz_trim = 0;
 static double lz_seconds = 0; /* > 0: time mode */
 static atomic_int lz_stop;
 static pthread_mutex_t lz_done_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -75,6 +78,8 @@ static void *lz_thread(void *arg)
         uint64_t v = hs_rng_below(&L->rng, lz_slots);
         lz_release(L, v);
         lz_fill(L, v);
+        if (lz_trim != 0 && (k + 1) % lz_trim == 0)
+            (void)S_MALLOC_TRIM(0);
     }
     L->ops += k;
     L->gen++;
@@ -111,6 +116,7 @@ int main(int argc, char **argv)
         {"slots", HS_OPT_U64, &lz_slots, "blocks per lineage (default 5000)"},
         {"rounds", HS_OPT_U64, &lz_rounds, "steps per thread = rounds x slots (default 100)"},
         {"generations", HS_OPT_U64, &lz_generations, "threads per lineage (default 10)"},
+        {"trim-every", HS_OPT_U64, &lz_trim, "call malloc_trim(0) every N steps of each thread (default never)"},
         {"seconds", HS_OPT_DOUBLE, &lz_seconds, "time mode: run this long instead of --generations"},
         {NULL, HS_OPT_FLAG, NULL, NULL}};
     hs_parse(&lz_c, argc, argv, opts);
