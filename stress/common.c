@@ -57,10 +57,11 @@ double hs_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-long hs_rss_kb(void)
+/* /proc/self/statm: size resident shared text lib data dt, in pages ("shared": resident pages backed
+ * by a file, such as the program's and the libraries' code). Read with raw syscalls: fopen would
+ * allocate from the heap under test. anon: resident minus shared. */
+static long hs_statm_kb(int anon)
 {
-    /* /proc/self/statm: size resident shared text lib data dt, in pages. Read with raw syscalls:
-     * fopen would allocate from the heap under test. */
     char buf[128];
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -72,9 +73,13 @@ long hs_rss_kb(void)
     buf[k] = '\0';
     char *s = buf;
     strtoul(s, &s, 10); /* size */
-    unsigned long resident = strtoul(s, NULL, 10);
-    return (long)(resident * (unsigned long)sysconf(_SC_PAGESIZE) / 1024ul);
+    unsigned long resident = strtoul(s, &s, 10), shared = strtoul(s, NULL, 10);
+    unsigned long pages = anon ? (resident > shared ? resident - shared : 0) : resident;
+    return (long)(pages * (unsigned long)sysconf(_SC_PAGESIZE) / 1024ul);
 }
+
+long hs_rss_kb(void) { return hs_statm_kb(0); }
+long hs_rss_anon_kb(void) { return hs_statm_kb(1); }
 
 long hs_peak_rss_kb(void)
 {

@@ -201,6 +201,7 @@ HS_NORETURN HS_PRINTF(1, 2) void hs_fatal(const char *fmt, ...);
  * Time, memory, threads. */
 double hs_now(void);                 /* CLOCK_MONOTONIC seconds */
 long hs_rss_kb(void);                /* current resident set (/proc/self/statm), -1 if unreadable */
+long hs_rss_anon_kb(void);           /* its anonymous part (heap, stacks, bss; not code or files) */
 long hs_peak_rss_kb(void);           /* getrusage ru_maxrss */
 void hs_thread_start(pthread_t *t, void *(*fn)(void *), void *arg); /* retries EAGAIN; fatal else */
 void hs_thread_join(pthread_t t);

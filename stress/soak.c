@@ -12,7 +12,10 @@
  * as a high CV). Beside the drift it prints the growth of the live set's high-water mark over the
  * same window (hw_growth_kb, mixed.h: per 64-byte size bucket the most blocks ever live at once):
  * a random workload keeps setting new peaks now and then, which every allocator must back with
- * memory, so RSS growth up to that much is the workload's, not the allocator's. --max-drift-pct
+ * memory, so RSS growth up to that much is the workload's, not the allocator's. RSS counts the
+ * pages of the program's and the libraries' code it has run so far too (file-backed pages: a code
+ * path first taken late in the run, such as printing a wider number, adds a page); the anonymous
+ * part alone (anon_drift_kb: heap, stacks, bss) is printed beside it. --max-drift-pct
  * makes a drift above that a failure; by default drift is reported, not judged. All blocks are
  * stamped and checked as in random_mixed.
  */
@@ -117,12 +120,13 @@ int main(int argc, char **argv)
     size_t cap = (size_t)(sk_seconds / sk_interval) + 4;
     if (cap > SK_MAX_SAMPLES)
         hs_fatal("%zu samples needed; raise --interval (at most %d)", cap, SK_MAX_SAMPLES);
-    static long rss[SK_MAX_SAMPLES], hw[SK_MAX_SAMPLES];
+    static long rss[SK_MAX_SAMPLES], anon[SK_MAX_SAMPLES], hw[SK_MAX_SAMPLES];
     static double rate[SK_MAX_SAMPLES], when[SK_MAX_SAMPLES];
     /* Touch every sample slot the run will use before the clock starts: the arrays are the harness's
      * own memory, and filling them page by page during the run would show as RSS drift (up to a page
      * per array between the early and the final sample). */
     memset(rss, 0, cap * sizeof rss[0]);
+    memset(anon, 0, cap * sizeof anon[0]);
     memset(hw, 0, cap * sizeof hw[0]);
     memset(rate, 0, cap * sizeof rate[0]);
     memset(when, 0, cap * sizeof when[0]);
@@ -155,6 +159,7 @@ int main(int argc, char **argv)
         }
         hw[ns] = (long)(hwb / 1024);
         rss[ns] = hs_rss_kb();
+        anon[ns] = hs_rss_anon_kb();
         rate[ns] = (double)(ops - last_ops) / (now - last_t);
         when[ns] = now - t0;
         if (verbose)
@@ -196,14 +201,15 @@ int main(int argc, char **argv)
     if (hs_peak_rss_kb() > peak)
         peak = hs_peak_rss_kb();
 
-    char extra[384];
+    char extra[512];
     snprintf(extra, sizeof extra,
              " variant=%s ws=%llu min=%llu max=%llu samples=%zu peak_sampled_kb=%ld early_rss_kb=%ld "
              "final_rss_kb=%ld drift_kb=%ld drift_pct=%.1f cv=%.3f rss_after_free_kb=%ld early_hw_kb=%ld "
-             "final_hw_kb=%ld hw_growth_kb=%ld",
+             "final_hw_kb=%ld hw_growth_kb=%ld early_anon_kb=%ld final_anon_kb=%ld anon_drift_kb=%ld",
              sk_variant, (unsigned long long)sk_ws, (unsigned long long)sk_min,
              (unsigned long long)sk_max, ns, peak, rss[early], rss[ns - 1], drift, drift_pct, cv,
-             rss_end, hw[early], hw[ns - 1], hw[ns - 1] - hw[early]);
+             rss_end, hw[early], hw[ns - 1], hw[ns - 1] - hw[early], anon[early], anon[ns - 1],
+             anon[ns - 1] - anon[early]);
     if (sk_max_drift_pct > 0 && drift_pct > sk_max_drift_pct)
         hs_fatal("RSS drift %.1f%% (%ld KiB -> %ld KiB) exceeds --max-drift-pct %.1f", drift_pct,
                  rss[early], rss[ns - 1], sk_max_drift_pct);
