@@ -40,6 +40,13 @@ msg=$("$bin/hakmem-replay" "$work/bad.trace" 2>&1); rc=$?
 echo "corrupted: $msg"
 [ $rc -eq 2 ] && echo "$msg" | grep -q "offset [0-9]*: .*checksum mismatch" || fail "a corrupted trace was not refused with an offset"
 
+# an option value longer than 31 bytes comes back whole (it used to be cut to 31, so a replay set
+# another, invalid value)
+ov="C0:256:16,C3:192:12,C5:128:8,C7:64:4,C9:32:2"
+HAKMEM_TINY_TLS_CLASS_OVERRIDE=$ov HAKMEM_TRACE="$work/ov.trace" "$bin/trace_crash4" 2 >/dev/null || fail "run with a class override"
+"$bin/hakmem-trace" dump "$work/ov.trace" --program | grep -q "set HAKMEM_TINY_TLS_CLASS_OVERRIDE $ov " ||
+  fail "the recorded class override does not read back whole: $("$bin/hakmem-trace" dump "$work/ov.trace" --program | grep OVERRIDE)"
+
 # ring mode, normal exit: nothing written
 HAKMEM_TRACE="$work/r.trace" HAKMEM_TRACE_RING=1000 "$bin/trace_crash4" 5 >/dev/null || fail "ring run"
 [ ! -e "$work/r.trace.crash" ] && [ ! -e "$work/r.trace" ] || fail "ring mode wrote a file without a crash"

@@ -113,7 +113,7 @@ static int cmd_dump(int argc, char **argv)
             return 2;
         }
         for (size_t i = 0; i < rp.prog.n; i++) {
-            char line[160], pb[16];
+            char line[352], pb[16]; /* "set", a 64-byte name and a 256-byte value */
             hk_op_format(&rp.prog.ops[i], line, sizeof line);
             if (rp.meta[i].flags & HK_RM_RAWSET)
                 snprintf(line, sizeof line, "set %s %s", rp.raw[rp.prog.ops[i].id].name, rp.raw[rp.prog.ops[i].id].value);

@@ -469,7 +469,7 @@ static int header_sets(hk_rprog_t *rp, const hk_trace_file_t *tf)
         size_t ll = e ? (size_t)(e - l) : strlen(l);
         const char *eq = memchr(l, '=', ll);
         if (ll > 7 && !strncmp(l, "HAKMEM_", 7) && eq) {
-            char name[64], value[64];
+            char name[64], value[256];
             snprintf(name, sizeof name, "%.*s", (int)(eq - l), l);
             snprintf(value, sizeof value, "%.*s", (int)(ll - (size_t)(eq - l) - 1), eq + 1);
             int skipped = 0;

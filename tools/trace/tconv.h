@@ -34,7 +34,7 @@ typedef struct hk_rmeta {
 
 typedef struct hk_rawset {
     char name[64];
-    char value[32];
+    char value[256]; /* as long as the longest value tconv reads (an option list such as a class override) */
 } hk_rawset_t;
 
 typedef struct hk_rprog {
