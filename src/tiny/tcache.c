@@ -321,9 +321,9 @@ static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
 
 /* How many blocks a refill carves from s: a batch; in lean mode no more than reach the end of the
  * page the bump is in (at least one block). Carving writes every block it hands to the cache, so a
- * batch of 32 blocks of 1 KiB made 32 KiB resident at once when a class's live count first needed one
- * more block (seen as a 40 KiB step in the lean soak); lean mode makes memory resident a page at a
- * time instead. Carving is rare once a slab's free list carries the load. */
+ * batch of 32 blocks of 1 KiB makes 32 KiB resident when the class needed one more block; lean mode
+ * makes memory resident a page at a time instead. Carving is rare once a slab's free list carries
+ * the load, so the extra refills cost little. */
 static uint32_t hk_carve_want(const hk_heap_t *h, const hk_slab_t *s) {
     uint32_t want = h->batch[s->cls];
     if (HK_KNOB(lean)) {
