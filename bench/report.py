@@ -111,7 +111,7 @@ def main():
             if own and al.startswith("hakmem") and al != "hakmem":
                 cost = own / med[al] if higher else med[al] / own
                 r_cost.append("%.2fx" % cost)
-                costs.setdefault(al, []).append(cost)
+                costs.setdefault(al, []).append((wl, cost))
             else:
                 r_cost.append("")
             k = rss.get((wl, al))
@@ -132,13 +132,24 @@ def main():
     out += [line(r) for r in rows]
     out.append("")
     if costs:
+        # Two groups, never mixed into one median: the allocation loops (the allocator is most of
+        # their time) and the program rows (prog_*: whole programs, where it is a part).
+        groups = [("allocation loops", lambda w: not w.startswith("prog_")),
+                  ("programs", lambda w: w.startswith("prog_"))]
         out.append("Time against the hakmem column (median time ratio of each workload; then the median and the "
-                   "largest over the workloads):")
-        for al in cols:
-            if al in costs:
-                c = costs[al]
-                out.append("- %s: median %.2fx, max %.2fx (%s)" % (al, statistics.median(c), max(c), ", ".join(
-                    "%s %.2fx" % (w, x) for w, x in zip([w for w in workloads if (w, al) in vals and (w, "hakmem") in vals], c))))
+                   "largest over the workloads of each group):")
+        for gname, member in groups:
+            lines = []
+            for al in cols:
+                c = [(w, x) for w, x in costs.get(al, []) if member(w)]
+                if c:
+                    xs = [x for _, x in c]
+                    lines.append("- %s: median %.2fx, max %.2fx (%s)" % (al, statistics.median(xs), max(xs), ", ".join(
+                        "%s %.2fx" % (w, x) for w, x in c)))
+            if lines:
+                out.append("")
+                out.append("%s:" % gname.capitalize())
+                out += lines
         out.append("")
     out.append("Medians over interleaved runs; ±x% is half the min-max range relative to the median. "
                "Compare only within one report: the machine is shared and noise is 10-30%.")

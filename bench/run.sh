@@ -10,7 +10,7 @@
 #                BENCH_RING=N: each thread keeps its last N ops in memory) and hakmem:trace (full
 #                recording to HAKMEM_TRACE=/dev/null: recording and write(2) calls, not a disk)
 #   --only L     run only these workloads (tiny_hot, random_mixed, larson, prodcons, large_blocks,
-#                hold_small)
+#                hold_small, prog_python, prog_perl, prog_gcc, prog_sort)
 #   --no-build   use build/release (and build/hardened) libraries as they are, build only if missing
 #
 # Workloads (programs from stress/ and bench/, built here with plain gcc -O2 into build/bench):
@@ -21,6 +21,12 @@
 #   large_blocks  5..25 MiB blocks, at most 20 live, every page written (malloc-large), seconds
 #   hold_small    4M blocks of 64 B allocated, held, then freed (slow paths with thousands of full
 #                 slabs), seconds
+# Program rows (need python3, perl, gcc, sort; bench/prog_run.c times them and hashes their output,
+# which must be the same under every allocator; inputs from bench/programs/gen_inputs.py):
+#   prog_python   python3 bench/programs/objects.py: dicts, lists, strings, JSON, sort, seconds
+#   prog_perl     perl bench/programs/words.pl: hashes, arrays, string building, seconds
+#   prog_gcc      gcc -O2 -S of a generated 120-function C file, seconds
+#   prog_sort     LC_ALL=C sort -S 64M of 800k generated lines (38 MB), seconds
 # Every allocator is loaded with LD_PRELOAD (glibc: none), and runs are interleaved: each
 # repetition goes round-robin over the allocators, starting one further along each time, so drift
 # in machine load spreads over all columns. Output: the table on stdout and build/bench/report.md;
@@ -52,7 +58,7 @@ while [ $# -gt 0 ]; do
     --no-build) NO_BUILD=1 ;;
     --only) ONLY=${2:?--only needs a list}; shift ;;
     --only=*) ONLY=${1#*=} ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -77,6 +83,14 @@ build_prog larson "$ROOT/stress/larson.c"
 build_prog prodcons "$ROOT/stress/prodcons.c"
 build_prog large_blocks "$ROOT/bench/large_blocks.c"
 build_prog hold_small "$ROOT/bench/hold_small.c"
+"$CC" -O2 -std=c11 -Wall -Wextra -o "$OUT/prog_run" "$ROOT/bench/prog_run.c"
+# Inputs of the program rows (the same bytes everywhere; python3 also writes report.md).
+PROGRAMS=0
+if command -v python3 >/dev/null 2>&1 && command -v perl >/dev/null 2>&1 && command -v sort >/dev/null 2>&1; then
+  python3 "$ROOT/bench/programs/gen_inputs.py" "$OUT" && PROGRAMS=1
+else
+  echo "== program rows skipped: they need python3, perl and sort (apt-get install -y python3 perl coreutils)"
+fi
 
 # hakmem: build/<preset>/<lib>, brought up to date with the CMake preset (configured if needed)
 # so the numbers are those of the current sources; --no-build takes the library as it is.
@@ -147,6 +161,20 @@ WL_CMD=(
   "$OUT/large_blocks --bench --steps $LB_STEPS"
   "$OUT/hold_small --bench"
 )
+# Program rows (prog_*): real programs run whole under each allocator, wall-clock seconds, and every
+# allocator must make the program print the same bytes as the first run did (else status mismatch).
+# They are reported in a group of their own, apart from the allocation loops above.
+if [ "$PROGRAMS" = 1 ]; then
+  if [ "$QUICK" = 1 ]; then PY_N=15000; PL_N=100000; else PY_N=30000; PL_N=200000; fi
+  WL_NAMES+=(prog_python prog_perl prog_gcc prog_sort)
+  WL_METRIC+=(seconds seconds seconds seconds)
+  WL_CMD+=(
+    "$OUT/prog_run --name prog_python -- python3 $ROOT/bench/programs/objects.py $PY_N"
+    "$OUT/prog_run --name prog_perl -- perl $ROOT/bench/programs/words.pl $PL_N"
+    "$OUT/prog_run --name prog_gcc -- gcc -O2 -S -o - $OUT/gen.c"
+    "$OUT/prog_run --name prog_sort -- env LC_ALL=C sort -S 64M $OUT/lines.txt"
+  )
+fi
 if [ -n "$ONLY" ]; then
   keep_n=() keep_m=() keep_c=()
   for i in "${!WL_NAMES[@]}"; do
@@ -168,6 +196,7 @@ field() { # key line
   sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $2"
 }
 NA=${#NAMES[@]}
+WL_HASH=()
 for ((rep = 1; rep <= RUNS; rep++)); do
   for w in "${!WL_NAMES[@]}"; do
     wl=${WL_NAMES[$w]} metric=${WL_METRIC[$w]}
@@ -195,7 +224,14 @@ for ((rep = 1; rep <= RUNS; rep++)); do
         esac
         rss=$(field peak_rss_kb "$line")
         secs=$(field secs "$line")
-        rm -f "$log"
+        out_hash=$(field out_hash "$line")
+        if [ -n "$out_hash" ]; then
+          # a program row: the same output under every allocator, or the run failed
+          ref=${WL_HASH[$w]:-}
+          if [ -z "$ref" ]; then WL_HASH[$w]=$out_hash
+          elif [ "$ref" != "$out_hash" ]; then status=mismatch; value=""; echo "output hash $out_hash, expected $ref (first run)" >> "$log"; fi
+        fi
+        [ "$status" = ok ] && rm -f "$log"
       elif [ "$status" = ok ]; then
         status=noresult
       fi

@@ -84,6 +84,8 @@ typedef struct hak_debug_stats {
     uint64_t slabs_abandoned, slabs_adopted;
     uint64_t lean_decommit, lean_retire;
     uint64_t bigcache_bytes;     /* mapped bytes held by the BigCache (bounded by its budget) */
+    uint64_t lean_borrowed;      /* lean mode: mallocs served by a free block of a larger class
+                                  * instead of a new page (tiny/tcache.c) */
 } hak_debug_stats_t;
 HAK_API void hak_debug_stats(hak_debug_stats_t *out);
 

@@ -1017,6 +1017,126 @@ Test(collect, malloc_trim_reports_whether_memory_went_back) {
     hak_free(p[1]);
 }
 
+/* ------------------------------------------------------------------------------------------------ */
+/* lean mode: a class at a new peak borrows a free block of a larger class                           */
+
+static int lean_on(void) { return strcmp(hak_mode(), "lean") == 0 || hak_debug_get_option("SS_MEM_LEAN") == 1; }
+
+/* Allocates and frees k blocks of `size` bytes, round after round, until the thread has made
+ * `refills` more refills: the blocks come back every round, so the class stops growing and is past
+ * its warm-up (tiny/tcache.c: HK_BORROW_AFTER). */
+static void churn_class(size_t size, size_t k, uint64_t refills) {
+    static void *p[1024];
+    hak_debug_stats_t st;
+    hak_debug_stats(&st);
+    uint64_t until = st.refills + refills;
+    cr_assert(k <= 1024);
+    for (int round = 0;; round++) {
+        cr_assert(round < 5000, "%d rounds of %zu blocks of %zu B made too few refills (a cache cap above %zu?)", round,
+                  k, size, k);
+        for (size_t i = 0; i < k; i++) cr_assert((p[i] = hak_malloc(size)) != NULL);
+        for (size_t i = 0; i < k; i++) hak_free(p[i]);
+        hak_debug_stats(&st);
+        if (st.refills >= until) break;
+    }
+}
+
+/* Frees n blocks of `size` bytes (a larger class, the lender) after allocating them, all but the
+ * first: it stays live (returned), so that the slab is not empty and lean mode does not give it back. */
+static void *leave_free_blocks(size_t size, size_t n) {
+    static void *p[512];
+    for (size_t i = 0; i < n; i++) cr_assert((p[i] = hak_malloc(size)) != NULL);
+    for (size_t i = 1; i < n; i++) hak_free(p[i]);
+    return p[0];
+}
+
+/* Past its warm-up, a class that would need a new page takes a free block of a larger class instead:
+ * in lean mode only. The block has the larger class's usable size, keeps its contents, frees like any
+ * other, the checkers pass, and the debug counter lean_borrowed counts it. Outside lean mode the same
+ * steps hand out only blocks of the class itself (checked first, then lean is switched on). */
+Test(lean, a_class_past_its_peak_borrows_a_larger_free_block) {
+    /* K: above twice the class's cache cap in lean mode (18 blocks of 896 B), and with the pin within
+     * one slab (73 blocks), so that the class never empties its slab (lean mode would give it back and
+     * grow again) */
+    enum { K = 64, MORE = 24 };
+    static void *p[K + MORE];
+    hak_check_report_t rep;
+    if (!lean_on()) {
+        void *lend = leave_free_blocks(700, 48), *pin = hak_malloc(600);
+        churn_class(600, K, 300);
+        size_t own = 0;
+        for (size_t i = 0; i < K + MORE; i++) {
+            cr_assert((p[i] = hak_malloc(600)) != NULL);
+            own += hak_malloc_usable_size(p[i]) < 700;
+        }
+        cr_assert_eq(own, (size_t)(K + MORE), "outside lean mode %zu of %d blocks of 600 B came from a larger class",
+                     (size_t)(K + MORE) - own, K + MORE);
+        for (size_t i = 0; i < K + MORE; i++) hak_free(p[i]);
+        hak_free(pin);
+        hak_free(lend);
+        cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN", "1"), 0, "could not switch lean mode on");
+        cr_assert(lean_on());
+    }
+    hak_debug_stats_t before, after;
+    void *lend = leave_free_blocks(1000, 48), *pin = hak_malloc(850);
+    churn_class(850, K, 300);
+    hak_debug_stats(&before);
+    size_t borrowed = 0;
+    for (size_t i = 0; i < K + MORE; i++) {
+        cr_assert((p[i] = hak_malloc(850)) != NULL);
+        borrowed += hak_malloc_usable_size(p[i]) >= 1000;
+        tu_fill(p[i], 0, 850, 500 + i);
+    }
+    hak_debug_stats(&after);
+    cr_assert(borrowed > 0, "no block of 850 B past the class's old peak came from a larger class");
+    cr_assert_eq(after.lean_borrowed - before.lean_borrowed, (uint64_t)borrowed,
+                 "lean_borrowed counted %llu, %zu blocks have the larger class's size",
+                 (unsigned long long)(after.lean_borrowed - before.lean_borrowed), borrowed);
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    for (size_t i = 0; i < K + MORE; i++) {
+        cr_assert(tu_verify(p[i], 0, 850, 500 + i) == SIZE_MAX, "block %zu changed", i);
+        hak_free(p[i]);
+    }
+    hak_free(pin);
+    hak_free(lend);
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+}
+
+/* memalign picks a class for its alignment (a multiple of it): lean mode must not hand out a block of
+ * a larger class there. 40 bytes at 32 take the 64-byte class (48 is not a multiple of 32); the
+ * lender, 80, is not: half its blocks would be only 16-aligned. */
+Test(lean, memalign_never_borrows) {
+    /* MORE: past the page the class has room in (64 blocks), so that the class must grow */
+    enum { K = 512, MORE = 160 };
+    static void *p[K + MORE];
+    if (!lean_on()) cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN", "1"), 0);
+    void *lend = leave_free_blocks(80, 96), *pin = hak_malloc(56);
+    churn_class(56, K, 300);
+    size_t own = hak_malloc_usable_size(p[0] = hak_memalign(32, 40));
+    hak_free(p[0]);
+    for (size_t i = 0; i < K + MORE; i++) {
+        cr_assert((p[i] = hak_memalign(32, 40)) != NULL);
+        cr_assert(((uintptr_t)p[i] & 31) == 0, "memalign(32, 40) #%zu returned %p", i, p[i]);
+        cr_assert_eq(hak_malloc_usable_size(p[i]), own, "memalign(32, 40) #%zu: a block of %zu usable bytes, not %zu",
+                     i, hak_malloc_usable_size(p[i]), own);
+    }
+    /* the same class through malloc does borrow at this point (once the blocks memalign's growth
+     * left in the thread cache are used up) */
+    static void *q[1024];
+    size_t n = 0, larger = 0;
+    while (n < 1024 && !larger) {
+        cr_assert((q[n] = hak_malloc(56)) != NULL);
+        larger = hak_malloc_usable_size(q[n++]) > own;
+    }
+    cr_assert(larger, "%zu mallocs of 56 B past the class's peak, none borrowed", n);
+    for (size_t i = 0; i < n; i++) hak_free(q[i]);
+    for (size_t i = 0; i < K + MORE; i++) hak_free(p[i]);
+    hak_free(pin);
+    hak_free(lend);
+}
+
 Test(free, null_is_a_no_op) {
     for (int i = 0; i < 1000; i++) hak_free(NULL);
     void *p = hak_malloc(32);

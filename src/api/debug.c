@@ -228,6 +228,7 @@ void hak_debug_stats(hak_debug_stats_t *out) {
         out->remote_drains += a->drains + b->drains;
         out->slabs_abandoned += a->abandoned + b->abandoned;
         out->slabs_adopted += a->adopted + b->adopted;
+        out->lean_borrowed += a->borrowed + b->borrowed;
     }
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
     out->mmap_calls = LD(hk_os_stats.mmap_calls);

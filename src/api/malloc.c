@@ -11,10 +11,12 @@
 #include "trace/vclock.h"
 
 /* ---- slow paths (out of line; the fast paths tail-call them) ------------------------------- */
-static HK_NOINLINE void *hk_alloc_class_slow(unsigned cls) {
+/* exact: the block must be of class cls (memalign: the class was picked for its alignment); else
+ * lean mode may hand out a free block of a larger class (hk_tcache_refill). */
+static HK_NOINLINE void *hk_alloc_class_slow(unsigned cls, int exact) {
     hk_ensure_init();
     hk_ctl_tick(HK_VC_REFILL, cls);
-    void *b = hk_tcache_refill(cls);
+    void *b = hk_tcache_refill(cls, exact);
     if (HAK_UNLIKELY(b == NULL)) errno = ENOMEM;
     return b;
 }
@@ -31,7 +33,14 @@ static HK_NOINLINE void *hk_malloc_large(size_t n) {
 HK_INLINE void *hk_alloc_class(unsigned cls) {
     void *b = hk_tcache_pop(&hk_tls_heap, cls);
     if (HAK_LIKELY(b != NULL)) return b;
-    return hk_alloc_class_slow(cls);
+    return hk_alloc_class_slow(cls, 0);
+}
+
+/* A block of class cls itself (memalign). */
+static void *hk_alloc_class_exact(unsigned cls) {
+    void *b = hk_tcache_pop(&hk_tls_heap, cls);
+    if (HAK_LIKELY(b != NULL)) return b;
+    return hk_alloc_class_slow(cls, 1);
 }
 
 /* A pointer that is neither a region block nor a live large block. */
@@ -152,7 +161,7 @@ void *hk_memalign(size_t align, size_t size) {
         if (need <= HK_MID_MAX) {
             unsigned c = hk_size_class(need);
             while (c < HK_NCLASSES && (hk_class_info[c].size & (align - 1)) != 0) c++;
-            if (c < HK_NCLASSES) return hk_alloc_class(c);
+            if (c < HK_NCLASSES) return hk_alloc_class_exact(c);
         }
     }
     hk_ensure_init();

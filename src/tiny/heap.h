@@ -37,6 +37,8 @@ enum { HK_HEAP_UNINIT = 0, HK_HEAP_ACTIVE = 1, HK_HEAP_DEAD = 2 };
 typedef struct hk_heap_stats {
     uint64_t refills, refill_blocks, flushes, flush_blocks, remote_frees, drains, drained_blocks;
     uint64_t slabs_new, slabs_released, adopted, abandoned;
+    uint64_t borrowed; /* lean mode: mallocs of the class served by a block of a larger class */
+    uint64_t traded;   /* lean mode: pages the class took after giving back another slab's free tail */
 } hk_heap_stats_t;
 
 typedef struct hk_heap {
@@ -53,6 +55,10 @@ typedef struct hk_heap {
                                       * FIFO: a slab joins at the tail, the refill's scan reads the head */
     hk_slab_t *full_tail[HK_NCLASSES]; /* the full list's last slab (NULL when empty) */
     uint8_t empty[HK_NCLASSES];      /* empty slabs kept on the partial list (at most HK_SPARE_SLABS) */
+    uint64_t refills;                /* refills of this heap, all classes */
+    uint64_t grown_at[HK_NCLASSES];  /* lean mode: `refills` when the class last grew */
+    uint64_t debt_at[HK_NCLASSES];   /* lean mode: `refills` when the class's borrowing window began */
+    uint32_t debt[HK_NCLASSES];      /* lean mode: blocks borrowed from larger classes in the window, less own refills */
     hk_heap_stats_t cls_stats[HK_NCLASSES];
 } hk_heap_t;
 
@@ -112,8 +118,10 @@ HK_INLINE void hk_slab_free(void *p) {
 }
 
 /* ---- slow paths ---------------------------------------------------------------------------------- */
-/* Refills the cache of `cls` and pops one block; NULL when out of memory. */
-HK_HIDDEN void *hk_tcache_refill(unsigned cls);
+/* Refills the cache of `cls` and pops one block; NULL when out of memory. Unless `exact`, lean mode may
+ * return a free block of a larger class (up to twice the size) instead of making a page resident:
+ * callers that need the class's alignment (memalign) pass exact. */
+HK_HIDDEN void *hk_tcache_refill(unsigned cls, int exact);
 /* Initialises the calling thread's heap (idempotent). */
 HK_HIDDEN void hk_heap_init(hk_heap_t *h);
 /* Gives back everything of the calling thread: caches flushed, empty slabs released, the rest abandoned. */

@@ -378,9 +378,9 @@ static void hk_cur_park(hk_heap_t *h, hk_slab_t *s) {
  * blocks that ends at the bump becomes uncarved again (the bump moves down over it) and its pages go
  * back to the kernel; the local list is rebuilt in address order, so that the next refills hand out
  * the lowest blocks first and the live blocks gather at the slab's start. A slab whose blocks are all
- * live or whose last block is live keeps its pages. Keeps used + local_count + uncarved == capacity.
- * Returns the bytes given back. */
-static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s) {
+ * live or whose last block is live keeps its pages. spare: free blocks of the tail that stay carved
+ * (on the rebuilt list). Keeps used + local_count + uncarved == capacity. Returns the bytes given back. */
+static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
     hk_slab_drain(h, s);
     size_t bs = s->block_size;
     uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
@@ -399,6 +399,7 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s) {
         }
         uint32_t keep = carved;
         while (keep > 0 && ((bits[(keep - 1) / 64] >> ((keep - 1) % 64)) & 1u)) keep--;
+        keep = HK_MIN(carved, keep + spare);
         /* The free blocks below keep, in address order. */
         void *head = NULL, *last = NULL;
         for (uint32_t w = 0; w < words; w++) {
@@ -429,20 +430,20 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s) {
 static size_t hk_heap_trim(hk_heap_t *h) {
     size_t bytes = 0;
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
-        if (h->cur[c]) bytes += hk_slab_trim(h, h->cur[c]);
+        if (h->cur[c]) bytes += hk_slab_trim(h, h->cur[c], 0);
         hk_slab_t *p = h->partial[c];
-        for (unsigned i = 0; p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes += hk_slab_trim(h, p);
+        for (unsigned i = 0; p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes += hk_slab_trim(h, p, 0);
     }
     if (bytes && HK_KNOB(lean)) atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
     return bytes;
 }
 
-void *hk_tcache_refill(unsigned cls) {
-    hk_heap_t *h = &hk_tls_heap;
-    if (HAK_UNLIKELY(h->state != HK_HEAP_ACTIVE)) hk_heap_init(h);
-    if (HAK_UNLIKELY(h->epoch != __atomic_load_n(&hk_knobs.epoch, __ATOMIC_RELAXED))) hk_heap_load_knobs(h);
+/* Refills the cache of cls and pops one block. With no_grow the refill makes no page resident: it
+ * takes free blocks (local lists, remote frees, adopted slabs) and carves only inside pages a slab has
+ * already made resident (below its `committed`); where it would have to carve further or take a new
+ * slab it stops, and returns NULL if it found nothing. */
+static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
     hk_tcache_t *tc = &h->tc[cls];
-    if (tc->head) return hk_tcache_pop(h, cls); /* refilled by a reentrant call (thread registration) */
     hk_slab_t *s = h->cur[cls];
     /* Blocks gathered so far: tc->head .. tail, `got` of them. A slab whose local list is short (the
      * flushes of a thread that frees at random spread blocks over many slabs) does not end the
@@ -496,8 +497,17 @@ void *hk_tcache_refill(unsigned cls) {
                     s = p;
                     continue;
                 }
+                uint32_t cw = hk_carve_want(h, s);
+                if (no_grow) {
+                    uint32_t room = s->committed > s->bump ? (uint32_t)((size_t)(s->committed - s->bump) / s->block_size) : 0;
+                    if (room == 0) {
+                        if (got) break;
+                        return NULL;
+                    }
+                    cw = HK_MIN(cw, room);
+                }
                 uint32_t n;
-                void *list = hk_slab_carve(s, hk_carve_want(h, s), &n);
+                void *list = hk_slab_carve(s, cw, &n);
                 if (tail) hk_link_set(tail, list);
                 else tc->head = list;
                 got += n;
@@ -540,6 +550,10 @@ void *hk_tcache_refill(unsigned cls) {
         if (s == NULL && (s = hk_slab_adopt(h, cls)) != NULL) {
             hk_slab_drain(h, s);
         } else if (s == NULL) {
+            if (no_grow) {
+                if (got) break;
+                return NULL;
+            }
             s = hk_ss_slab_new((int)cls, h->token);
             if (s == NULL) {
                 if (got) break; /* out of memory, but blocks are in hand */
@@ -552,9 +566,93 @@ void *hk_tcache_refill(unsigned cls) {
         hk_list_push(h, s, HK_LIST_CUR);
     }
     h->cls_stats[cls].refills++;
+    h->refills++;
     h->cls_stats[cls].refill_blocks += got;
     tc->room = (int32_t)tc->cap - (int32_t)got;
     return hk_tcache_pop(h, cls);
+}
+
+/* Classes above a class that lean mode borrows from: those up to twice its size (four classes per
+ * doubling in the tiny range). */
+#define HK_BORROW_MAX_RATIO 2u
+/* A class borrows only once it has not grown for this many refills of the thread (of any class: a
+ * class that refills rarely would otherwise never leave its warm-up); while the heap is still
+ * filling up, growing is the right answer ... */
+#define HK_BORROW_AFTER 256u
+/* ... and at most this many blocks, less refills of its own blocks, within HK_BORROW_WINDOW refills of
+ * the thread: a class whose demand has moved up for good would otherwise take a slow path per
+ * malloc; past it, the class grows. */
+#define HK_BORROW_DEBT 32u
+#define HK_BORROW_WINDOW 4096u
+
+/* Gives back the free tail of one slab of a class other than cls (each class's current slab, then
+ * its first partial ones, largest class first: its tails span whole pages soonest; the first slab
+ * that gives back pages ends the search). A class's cache is flushed before its slabs are looked
+ * at: blocks in a cache are not on a slab's list, so they would count as live and end the free tail
+ * early. Of the current slab's free tail a refill's batch stays carved: giving back the page the
+ * class's next refill carves gains nothing (seen in the soak: the 16-byte class's tail was given
+ * back and made resident again at once). Returns the bytes given back. */
+static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
+    for (unsigned c = HK_NCLASSES; c-- > 0;) {
+        if (c == cls || (h->cur[c] == NULL && h->partial[c] == NULL)) continue;
+        hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c]));
+        size_t bytes = h->cur[c] ? hk_slab_trim(h, h->cur[c], h->batch[c]) : 0;
+        hk_slab_t *p = h->partial[c];
+        for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_trim(h, p, 0);
+        if (bytes) {
+            atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
+            h->cls_stats[cls].traded++;
+            return bytes;
+        }
+    }
+    return 0;
+}
+
+void *hk_tcache_refill(unsigned cls, int exact) {
+    hk_heap_t *h = &hk_tls_heap;
+    if (HAK_UNLIKELY(h->state != HK_HEAP_ACTIVE)) hk_heap_init(h);
+    if (HAK_UNLIKELY(h->epoch != __atomic_load_n(&hk_knobs.epoch, __ATOMIC_RELAXED))) hk_heap_load_knobs(h);
+    if (h->tc[cls].head) return hk_tcache_pop(h, cls); /* refilled by a reentrant call (thread registration) */
+    if (HK_KNOB(lean) && !exact) {
+        /* Lean mode borrows before it grows. A workload whose live set is steady still sets new peaks
+         * class by class (each class's count is a random walk), and a class at a new peak needs a new
+         * page while larger classes hold free blocks in pages already resident: the soak's RSS grew in
+         * 4 KiB steps at such moments. So a refill that would make a page resident first looks for a
+         * free block of the next larger classes (up to twice the size) and hands that out; the block
+         * keeps its own class (free, usable size and the hardened checks take the class from its
+         * unit). Only when none has one does the class grow. The cost is a slow path per malloc while
+         * the class is above its old peak; frees of the class end it, and the limits above bound it. */
+        void *b = hk_refill(h, cls, 1);
+        if (b != NULL) {
+            if (h->debt[cls] > 0) h->debt[cls]--;
+            return b;
+        }
+        if (h->refills - h->debt_at[cls] >= HK_BORROW_WINDOW) { /* a new window */
+            h->debt_at[cls] = h->refills;
+            h->debt[cls] = 0;
+        }
+        if (h->refills - h->grown_at[cls] >= HK_BORROW_AFTER && h->debt[cls] < HK_BORROW_DEBT) {
+            uint32_t limit = hk_class_info[cls].size * HK_BORROW_MAX_RATIO;
+            for (unsigned y = cls + 1; y < HK_NCLASSES && hk_class_info[y].size <= limit; y++) {
+                b = h->tc[y].head != NULL ? hk_tcache_pop(h, y) : hk_refill(h, y, 1);
+                if (b != NULL) {
+                    h->cls_stats[cls].borrowed++;
+                    h->debt[cls]++;
+                    return b;
+                }
+            }
+        }
+        /* No lender (the largest class a workload uses has none): trade a page instead. The free
+         * tail of another class's slab is given back first (hk_heap_trim_other), so the page this
+         * class is about to make resident leaves the resident total as it was. Only past the
+         * warm-up: a class trades at most once per HK_BORROW_AFTER refills of the thread. */
+        if (h->refills - h->grown_at[cls] >= HK_BORROW_AFTER && h->debt[cls] < HK_BORROW_DEBT)
+            hk_heap_trim_other(h, cls);
+        h->grown_at[cls] = h->refills;
+        h->debt[cls] = 0;
+        h->debt_at[cls] = h->refills;
+    }
+    return hk_refill(h, cls, 0);
 }
 
 /* ---- remote frees ---------------------------------------------------------------------------- */
