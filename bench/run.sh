@@ -25,7 +25,7 @@
 # which must be the same under every allocator; inputs from bench/programs/gen_inputs.py):
 #   prog_python   python3 bench/programs/objects.py: dicts, lists, strings, JSON, sort, seconds
 #   prog_perl     perl bench/programs/words.pl: hashes, arrays, string building, seconds
-#   prog_gcc      gcc -O2 -S of a generated 120-function C file, seconds
+#   prog_gcc      gcc -O2 -S of a generated 60-function C file, seconds
 #   prog_sort     LC_ALL=C sort -S 64M of 800k generated lines (38 MB), seconds
 # Every allocator is loaded with LD_PRELOAD (glibc: none), and runs are interleaved: each
 # repetition goes round-robin over the allocators, starting one further along each time, so drift
@@ -165,7 +165,7 @@ WL_CMD=(
 # allocator must make the program print the same bytes as the first run did (else status mismatch).
 # They are reported in a group of their own, apart from the allocation loops above.
 if [ "$PROGRAMS" = 1 ]; then
-  if [ "$QUICK" = 1 ]; then PY_N=15000; PL_N=100000; else PY_N=30000; PL_N=200000; fi
+  if [ "$QUICK" = 1 ]; then PY_N=8000; PL_N=60000; else PY_N=15000; PL_N=120000; fi
   WL_NAMES+=(prog_python prog_perl prog_gcc prog_sort)
   WL_METRIC+=(seconds seconds seconds seconds)
   WL_CMD+=(

@@ -8,7 +8,7 @@ set -euo pipefail
 declare -A PKGS=(
   [build]="cmake make gcc g++ pkg-config python3"
   [test]="cmake make gcc g++ pkg-config python3 libcriterion-dev valgrind perl git coreutils tar gzip gawk sed patch"
-  [bench]="cmake make gcc pkg-config python3 libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev time"
+  [bench]="cmake make gcc pkg-config python3 libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev time perl coreutils"
   [fuzz]="clang libclang-rt-14-dev libfuzzer-14-dev afl++"
 )
 PKGS[verify]="${PKGS[test]} ${PKGS[fuzz]}"

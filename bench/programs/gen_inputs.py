@@ -10,7 +10,7 @@ rng = random.Random(4141)
 
 c = ["#include <stddef.h>", "#include <string.h>", ""]
 c.append("struct node { struct node *next; long key; double w; char name[24]; };")
-for f in range(120):
+for f in range(60):
     cases = "\n".join("        case %d: acc = acc * %d + (long)n->w; break;" % (k, rng.randrange(3, 97))
                       for k in range(rng.randrange(4, 16)))
     words = ", ".join('"%s"' % "".join(chr(97 + rng.randrange(26)) for _ in range(rng.randrange(3, 12)))
