@@ -631,7 +631,9 @@ void *hk_tcache_refill(unsigned cls, int exact) {
             h->debt_at[cls] = h->refills;
             h->debt[cls] = 0;
         }
-        if (h->refills - h->grown_at[cls] >= HK_BORROW_AFTER && h->debt[cls] < HK_BORROW_DEBT) {
+        /* past its warm-up and within its window's debt: it may borrow, or trade */
+        int settled = h->refills - h->grown_at[cls] >= HK_BORROW_AFTER && h->debt[cls] < HK_BORROW_DEBT;
+        if (settled) {
             uint32_t limit = hk_class_info[cls].size * HK_BORROW_MAX_RATIO;
             for (unsigned y = cls + 1; y < HK_NCLASSES && hk_class_info[y].size <= limit; y++) {
                 b = h->tc[y].head != NULL ? hk_tcache_pop(h, y) : hk_refill(h, y, 1);
@@ -646,8 +648,7 @@ void *hk_tcache_refill(unsigned cls, int exact) {
          * tail of another class's slab is given back first (hk_heap_trim_other), so the page this
          * class is about to make resident leaves the resident total as it was. Only past the
          * warm-up: a class trades at most once per HK_BORROW_AFTER refills of the thread. */
-        if (h->refills - h->grown_at[cls] >= HK_BORROW_AFTER && h->debt[cls] < HK_BORROW_DEBT)
-            hk_heap_trim_other(h, cls);
+        if (settled) hk_heap_trim_other(h, cls);
         h->grown_at[cls] = h->refills;
         h->debt[cls] = 0;
         h->debt_at[cls] = h->refills;
