@@ -30,18 +30,13 @@ static HK_NOINLINE void *hk_malloc_large(size_t n) {
     return p;
 }
 
-HK_INLINE void *hk_alloc_class(unsigned cls) {
+HK_INLINE void *hk_alloc_class_as(unsigned cls, int exact) {
     void *b = hk_tcache_pop(&hk_tls_heap, cls);
     if (HAK_LIKELY(b != NULL)) return b;
-    return hk_alloc_class_slow(cls, 0);
+    return hk_alloc_class_slow(cls, exact);
 }
 
-/* A block of class cls itself (memalign). */
-static void *hk_alloc_class_exact(unsigned cls) {
-    void *b = hk_tcache_pop(&hk_tls_heap, cls);
-    if (HAK_LIKELY(b != NULL)) return b;
-    return hk_alloc_class_slow(cls, 1);
-}
+HK_INLINE void *hk_alloc_class(unsigned cls) { return hk_alloc_class_as(cls, 0); }
 
 /* A pointer that is neither a region block nor a live large block. */
 static HK_COLD void hk_free_unknown(void *p, int realloc) {
@@ -161,7 +156,7 @@ void *hk_memalign(size_t align, size_t size) {
         if (need <= HK_MID_MAX) {
             unsigned c = hk_size_class(need);
             while (c < HK_NCLASSES && (hk_class_info[c].size & (align - 1)) != 0) c++;
-            if (c < HK_NCLASSES) return hk_alloc_class_exact(c);
+            if (c < HK_NCLASSES) return hk_alloc_class_as(c, 1); /* a block of class c itself */
         }
     }
     hk_ensure_init();
