@@ -86,6 +86,8 @@ typedef struct hak_debug_stats {
     uint64_t bigcache_bytes;     /* mapped bytes held by the BigCache (bounded by its budget) */
     uint64_t lean_borrowed;      /* lean mode: mallocs served by a free block of a larger class
                                   * instead of a new page (tiny/tcache.c) */
+    uint64_t lean_holes;         /* lean mode: pages given back from slabs still in use (holes) */
+    uint64_t lean_holes_back;    /* holes taken back (made resident again when their class grew) */
 } hak_debug_stats_t;
 HAK_API void hak_debug_stats(hak_debug_stats_t *out);
 

@@ -1137,6 +1137,82 @@ Test(lean, memalign_never_borrows) {
     hak_free(lend);
 }
 
+/* A class with no lender (1024 B: nothing of 1280..2048 B is allocated here) that must grow past its
+ * warm-up gives back a page of another class first, and with no free tail anywhere that page is a
+ * hole: a page of the 896-byte class whose blocks are all free while the slab's other blocks are live.
+ * The page leaves memory, its blocks are handed out by nobody (the heap walker checks they are on no
+ * list and that the held count adds up), the live blocks keep their contents, and when the 896-byte
+ * class itself must grow it takes the hole back: its next blocks come from that page. */
+Test(lean, a_class_without_lender_gives_back_a_free_page_of_another_slab) {
+    if (!lean_on()) cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN", "1"), 0);
+    enum { MAXV = 80, PAGE = 4096 };
+    static unsigned char *v[MAXV];
+    static void *q[256];
+    hak_check_report_t rep;
+    /* 850 B: the 896-byte class in every variant (the hardened one adds an 8-byte canary) */
+    size_t cs, n = slab_run(v, MAXV, 850, &cs);
+    cr_assert(cs == 896 && n * cs >= 8 * PAGE, "only %zu blocks of %zu B in one slab", n, cs);
+    for (size_t i = 0; i < n; i++) tu_fill(v[i], 0, 850, 900 + i);
+    /* the blocks overlapping the fifth page of the run become free; the last block stays live, so
+     * the slab has no free tail */
+    uintptr_t page = ((uintptr_t)v[0] & ~(uintptr_t)(PAGE - 1)) + 4 * PAGE;
+    size_t freed = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((uintptr_t)v[i] < page + PAGE && (uintptr_t)v[i] + cs > page) {
+            hak_free(v[i]);
+            v[i] = NULL;
+            freed++;
+        }
+    cr_assert(freed >= 4 && v[n - 1] != NULL);
+    /* the grower: one page of 1024-byte blocks, all live, then 300 refills of another class (past
+     * the warm-up); malloc_trim takes every free tail (and the slabs the churn left empty) */
+    void *g[4];
+    for (int i = 0; i < 4; i++) cr_assert((g[i] = hak_malloc(1000)) != NULL);
+    churn_class(64, 256, 300);
+    hak_malloc_trim(0);
+    hak_debug_stats_t before, mid, after;
+    hak_debug_stats(&before);
+    void *grown = NULL;
+    for (size_t i = 0; i < 8 && before.lean_holes == (hak_debug_stats(&mid), mid.lean_holes); i++) {
+        cr_assert((q[i] = hak_malloc(1000)) != NULL);
+        grown = q[i];
+    }
+    cr_assert_eq(mid.lean_holes - before.lean_holes, 1, "the 1024-byte class grew without giving back a page (holes %llu)",
+                 (unsigned long long)(mid.lean_holes - before.lean_holes));
+    cr_assert(hak_malloc_usable_size(grown) >= 1000 && hak_malloc_usable_size(grown) < 1280);
+    if (hak_debug_get_option("SS_MEM_LEAN_DECOMMIT") == 1)
+        cr_assert_eq(resident_pages(page, page + PAGE), 0, "the free page %p is still resident", (void *)page);
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    for (size_t i = 0; i < n; i++)
+        if (v[i]) cr_assert(tu_verify(v[i], 0, 850, 900 + i) == SIZE_MAX, "live block %zu changed", i);
+    /* the 896-byte class grows: it takes its hole back, and hands out the page's blocks */
+    static void *got[256];
+    size_t m = 0, in_page = 0;
+    while (m < 256 && !in_page) {
+        cr_assert((got[m] = hak_malloc(850)) != NULL);
+        in_page = (uintptr_t)got[m] >= page && (uintptr_t)got[m] < page + PAGE;
+        tu_fill(got[m], 0, 850, 7000 + m);
+        m++;
+    }
+    hak_debug_stats(&after);
+    cr_assert(in_page, "%zu blocks of 850 B, none from the hole", m);
+    cr_assert_eq(after.lean_holes_back - mid.lean_holes_back, 1, "holes taken back: %llu",
+                 (unsigned long long)(after.lean_holes_back - mid.lean_holes_back));
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    for (size_t j = 0; j < m; j++) {
+        cr_assert(tu_verify(got[j], 0, 850, 7000 + j) == SIZE_MAX, "block %zu changed", j);
+        hak_free(got[j]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (v[i]) hak_free(v[i]);
+    for (int i = 0; i < 4; i++) hak_free(g[i]);
+    for (size_t i = 0; i < 8 && q[i]; i++) hak_free(q[i]);
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+}
+
 Test(free, null_is_a_no_op) {
     for (int i = 0; i < 1000; i++) hak_free(NULL);
     void *p = hak_malloc(32);

@@ -167,11 +167,26 @@ static void hk_walk_region(hk_superslab_t *ss, void *arg) {
                     return;
                 }
         uint32_t uncarved = (uint32_t)((size_t)(s->end - s->bump) / s->block_size);
+        /* Held blocks (overlapping a hole, tiny/tcache.c) are on no list: none was marked above, and
+         * they are counted apart. */
+        uint32_t held = 0;
+        for (uint32_t i = 0; s->holes != 0 && i < s->capacity && s->start + (size_t)i * s->block_size < s->bump; i++) {
+            if (!hk_slab_in_hole(s, (uintptr_t)i * s->block_size)) continue;
+            held++;
+            if (w->seen[i >> 3] & (1u << (i & 7))) {
+                w->ok = hk_rep_fail(w->rep, "heap.hole", s->start + (size_t)i * s->block_size, s->cls, "a block in a hole is on a free list");
+                return;
+            }
+        }
+        if (held != s->held || (s->held == 0) != (s->holes == 0)) {
+            w->ok = hk_rep_fail(w->rep, "heap.hole", s->start, s->cls, "held count differs from the blocks in the slab's holes");
+            return;
+        }
         /* used counts live, cached and remote-pending blocks (remote ones leave `used` when drained) */
-        if ((uint64_t)s->used + (uint64_t)s->local_count + uncarved != s->capacity || (uint64_t)remote > s->used) {
-            char text[128];
-            snprintf(text, sizeof text, "used %u + local %u + uncarved %u != capacity %u, or remote %ld > used", s->used,
-                     s->local_count, uncarved, s->capacity, remote);
+        if ((uint64_t)s->used + (uint64_t)s->local_count + s->held + uncarved != s->capacity || (uint64_t)remote > s->used) {
+            char text[160];
+            snprintf(text, sizeof text, "used %u + local %u + held %u + uncarved %u != capacity %u, or remote %ld > used", s->used,
+                     s->local_count, s->held, uncarved, s->capacity, remote);
             w->ok = hk_rep_fail(w->rep, "heap.accounting", s->start, s->cls, text);
             return;
         }
@@ -229,6 +244,8 @@ void hak_debug_stats(hak_debug_stats_t *out) {
         out->slabs_abandoned += a->abandoned + b->abandoned;
         out->slabs_adopted += a->adopted + b->adopted;
         out->lean_borrowed += a->borrowed + b->borrowed;
+        out->lean_holes += a->holes + b->holes;
+        out->lean_holes_back += a->holes_back + b->holes_back;
     }
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
     out->mmap_calls = LD(hk_os_stats.mmap_calls);

@@ -27,6 +27,9 @@ void hk_harden_free_fault(void *p) {
     hk_superslab_t *ss = hk_ss_of(a);
     unsigned cls = ss->unit_cls[(a >> HK_UNIT_SHIFT) & (HK_UNITS - 1)];
     size_t bs = hk_class_info[cls].size;
+    /* a held block (free, in a page lean mode gave back: tiny/tcache.c) lost its canary */
+    if (s->capacity != 0 && (char *)p >= s->start && (char *)p < s->bump && hk_slab_in_hole(s, a - (uintptr_t)s->start))
+        hk_report(HK_FAULT_DOUBLE_FREE, p, (int)cls);
     if (HK_HARDEN(HK_H_DFREE) && *hk_marker_slot(p) == hk_marker(p, cls)) hk_report(HK_FAULT_DOUBLE_FREE, p, (int)cls);
     if (HK_HARDEN(HK_H_CANARY) && *hk_canary_slot(p, bs) != hk_canary(p, cls)) hk_report(HK_FAULT_OVERFLOW, p, (int)cls);
     hk_report(HK_FAULT_INVALID_FREE, p, (int)cls); /* unreachable in a correct program: see checks.h */

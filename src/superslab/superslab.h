@@ -8,8 +8,10 @@
  *   - a pointer's region is p & ~(2 MiB-1) and is confirmed by hk_region_kind[] == HK_REGION_SS;
  *   - a slab's class and owner live in its descriptor in the header, never next to a block;
  *   - unit_slab[u] is the first unit of the slab that covers unit u (0 for free units and unit 0);
- *   - for every active slab: used + local_count + uncarved == capacity, and |remote| <= used
- *     (used counts live blocks, blocks in a thread cache and remote-pending ones until drained);
+ *   - for every active slab: used + local_count + held + uncarved == capacity, and |remote| <= used
+ *     (used counts live blocks, blocks in a thread cache and remote-pending ones until drained;
+ *     held counts the free blocks that overlap a page given back with the slab still in use, a
+ *     "hole": they are on no list until the owner takes the holes back, see tiny/tcache.c);
  *   - only the owner (owner == its heap token) touches local_free, bump, used, local_count and the list
  *     links; other threads only push to `remote` (release CAS); the owner drains it with an exchange.
  */
@@ -51,6 +53,9 @@ typedef struct hk_slab {
     uint8_t list;               /* HK_LIST_* */
     char *committed;            /* page-aligned end of the pages the slab may have made resident (the
                                  * highest bump, rounded up); past it, up to its last unit, none are */
+    uint64_t holes;             /* bit k: page k of the slab (from start) was given back while the slab
+                                 * was in use; every block overlapping it is held (owner only) */
+    uint32_t held;              /* blocks overlapping a hole: free, on no list (0 iff holes == 0) */
     _Alignas(64) _Atomic uintptr_t remote; /* remote-free stack head (link-encoded like every free list) */
 } hk_slab_t;
 
@@ -105,6 +110,16 @@ HK_INLINE uint32_t hk_slab_index(const hk_slab_t *s, uintptr_t off) {
 }
 /* Whether off is a multiple of the block size (Lemire's divisibility test). */
 HK_INLINE int hk_slab_on_boundary(const hk_slab_t *s, uintptr_t off) { return off * s->div_magic <= s->div_magic - 1; }
+/* Pages of a slab that the hole mask covers (slabs of more pages never get holes). */
+#define HK_HOLE_MAX_PAGES 64u
+/* Whether the block at byte offset off of s overlaps one of its holes (then it is held). */
+HK_INLINE int hk_slab_in_hole(const hk_slab_t *s, uintptr_t off) {
+    if (s->holes == 0) return 0;
+    uintptr_t k0 = off / HK_PAGE, k1 = (off + s->block_size - 1) / HK_PAGE;
+    if (k0 >= HK_HOLE_MAX_PAGES) return 0;
+    if (k1 >= HK_HOLE_MAX_PAGES) k1 = HK_HOLE_MAX_PAGES - 1;
+    return (s->holes & ((~(uint64_t)0 >> (63 - (k1 - k0))) << k0)) != 0;
+}
 
 /* Takes a slab for class cls (units, block size from the class table), owned by `owner`. NULL if out of memory. */
 HK_HIDDEN hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner);

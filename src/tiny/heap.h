@@ -38,7 +38,9 @@ typedef struct hk_heap_stats {
     uint64_t refills, refill_blocks, flushes, flush_blocks, remote_frees, drains, drained_blocks;
     uint64_t slabs_new, slabs_released, adopted, abandoned;
     uint64_t borrowed; /* lean mode: mallocs of the class served by a block of a larger class */
-    uint64_t traded;   /* lean mode: pages the class took after giving back another slab's free tail */
+    uint64_t traded;   /* lean mode: pages the class took after giving back another slab's free tail or page */
+    uint64_t holes;    /* lean mode: pages of the class's slabs given back while in use (holes punched) */
+    uint64_t holes_back; /* holes of the class's slabs taken back (made resident again) */
 } hk_heap_stats_t;
 
 typedef struct hk_heap {
@@ -59,6 +61,8 @@ typedef struct hk_heap {
     uint64_t grown_at[HK_NCLASSES];  /* lean mode: `refills` when the class last grew */
     uint64_t debt_at[HK_NCLASSES];   /* lean mode: `refills` when the class's borrowing window began */
     uint32_t debt[HK_NCLASSES];      /* lean mode: blocks borrowed from larger classes in the window, less own refills */
+    hk_slab_t *holed[HK_NCLASSES];   /* lean mode: the one slab of the class, owned here, that has holes (or NULL);
+                                      * taken back whole before the class grows */
     hk_heap_stats_t cls_stats[HK_NCLASSES];
 } hk_heap_t;
 

@@ -88,6 +88,7 @@ static uint32_t hk_slab_drain(hk_heap_t *h, hk_slab_t *s) {
 
 /* ---- releasing and abandoning ------------------------------------------------------------- */
 static void hk_slab_give_back(hk_heap_t *h, hk_slab_t *s) {
+    if (h->holed[s->cls] == s) h->holed[s->cls] = NULL; /* its holes go with its pages */
     hk_list_remove(h, s);
     h->cls_stats[s->cls].slabs_released++;
     hk_ss_slab_release(s);
@@ -124,6 +125,7 @@ static void hk_abandoned_settle_locked(hk_heap_t *h, hk_slab_t *s) {
 }
 
 static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
+    if (h->holed[s->cls] == s) h->holed[s->cls] = NULL; /* held blocks stay held until the slab is released */
     hk_list_remove(h, s);
     h->cls_stats[s->cls].abandoned++;
     hk_lock(&hk_abandon_lock);
@@ -368,54 +370,68 @@ static void hk_cur_park(hk_heap_t *h, hk_slab_t *s) {
     hk_list_push(h, s, HK_LIST_PARTIAL);
 }
 
-/* ---- trimming a slab's free tail ------------------------------------------------------------------ */
-/* The most blocks a slab may have for hk_slab_trim to look at it (the bitmap is on the stack): one
- * unit of the smallest class. */
+/* ---- a slab's free blocks as a bitmap (trimming and holes) ---------------------------------------- */
+/* The most blocks a slab may have for hk_slab_trim and hk_slab_punch to look at it (the bitmap is on
+ * the stack): one unit of the smallest class. */
 #define HK_TRIM_MAX_BLOCKS (HK_UNIT_SIZE / 8u)
+#define HK_BIT(bits, i) (((bits)[(i) / 64] >> ((i) % 64)) & 1u)
 
-/* Gives back the free tail of slab s (owner only; hak_collect and malloc_trim). Its remote stack is
- * drained, then its free blocks (those on its local list) are marked in a bitmap: the run of free
- * blocks that ends at the bump becomes uncarved again (the bump moves down over it) and its pages go
- * back to the kernel; the local list is rebuilt in address order, so that the next refills hand out
- * the lowest blocks first and the live blocks gather at the slab's start. A slab whose blocks are all
- * live or whose last block is live keeps its pages. spare: free blocks of the tail that stay carved
- * (on the rebuilt list). Keeps used + local_count + uncarved == capacity. Returns the bytes given back. */
+/* Marks the blocks of s's local list in bits (the first `carved` bits, cleared by the caller). A block
+ * outside the carved part, twice on the list or more blocks than counted: the list is corrupt (checked
+ * in every variant: the rebuild below would spread it). Returns how many were marked. */
+static uint32_t hk_slab_free_bits(hk_slab_t *s, uint64_t *bits, uint32_t carved) {
+    uint32_t n = 0;
+    for (void *b = s->local_free; b != NULL; b = hk_link_get(b)) {
+        hk_harden_check_slab_block(s, b);
+        uint32_t i = hk_slab_index(s, (uintptr_t)b - (uintptr_t)s->start);
+        if (HAK_UNLIKELY(i >= carved || HK_BIT(bits, i) || ++n > s->local_count)) hk_report(HK_FAULT_LINK_CORRUPT, b, s->cls);
+        bits[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+    return n;
+}
+
+/* Rebuilds s's local list from bits: the marked blocks below `limit`, in address order, so that the
+ * next refills hand out the lowest blocks first and the live blocks gather at the slab's start.
+ * Returns how many are on it. */
+static uint32_t hk_slab_relist(hk_slab_t *s, const uint64_t *bits, uint32_t limit) {
+    void *head = NULL, *last = NULL;
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < (limit + 63) / 64; w++) {
+        for (uint64_t m = bits[w]; m != 0; m &= m - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
+            if (i >= limit) break;
+            char *b = s->start + (size_t)i * s->block_size;
+            if (last) hk_link_set(last, b);
+            else head = b;
+            last = b;
+            n++;
+        }
+    }
+    if (last) hk_link_set(last, NULL);
+    s->local_free = head;
+    return n;
+}
+
+/* ---- trimming a slab's free tail ------------------------------------------------------------------ */
+/* Gives back the free tail of slab s (owner only; hak_collect, malloc_trim and lean trades). Its remote
+ * stack is drained, then its free blocks (those on its local list) are marked in a bitmap: the run of
+ * free blocks that ends at the bump becomes uncarved again (the bump moves down over it) and its pages
+ * go back to the kernel; the local list is rebuilt in address order. A slab whose blocks are all live
+ * or whose last block is live (or held) keeps its pages. spare: free blocks of the tail that stay
+ * carved (on the rebuilt list). Keeps used + local_count + held + uncarved == capacity. Returns the
+ * bytes given back. */
 static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
     hk_slab_drain(h, s);
-    size_t bs = s->block_size;
     uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
     if (s->local_count > 0 && carved <= HK_TRIM_MAX_BLOCKS) {
         uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
-        uint32_t words = (carved + 63) / 64, n = 0;
-        memset(bits, 0, words * sizeof bits[0]);
-        for (void *b = s->local_free; b != NULL; b = hk_link_get(b)) {
-            hk_harden_check_slab_block(s, b);
-            uint32_t i = hk_slab_index(s, (uintptr_t)b - (uintptr_t)s->start);
-            /* a block outside the carved part, twice on the list or more blocks than counted: the
-             * list is corrupt (checked in every variant: the rebuild below would spread it) */
-            if (HAK_UNLIKELY(i >= carved || ((bits[i / 64] >> (i % 64)) & 1u) || ++n > s->local_count))
-                hk_report(HK_FAULT_LINK_CORRUPT, b, s->cls);
-            bits[i / 64] |= (uint64_t)1 << (i % 64);
-        }
+        memset(bits, 0, (carved + 63) / 64 * sizeof bits[0]);
+        hk_slab_free_bits(s, bits, carved);
         uint32_t keep = carved;
-        while (keep > 0 && ((bits[(keep - 1) / 64] >> ((keep - 1) % 64)) & 1u)) keep--;
+        while (keep > 0 && HK_BIT(bits, keep - 1)) keep--;
         keep = HK_MIN(carved, keep + spare);
-        /* The free blocks below keep, in address order. */
-        void *head = NULL, *last = NULL;
-        for (uint32_t w = 0; w < words; w++) {
-            for (uint64_t m = bits[w]; m != 0; m &= m - 1) {
-                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
-                if (i >= keep) break;
-                char *b = s->start + (size_t)i * bs;
-                if (last) hk_link_set(last, b);
-                else head = b;
-                last = b;
-            }
-        }
-        if (last) hk_link_set(last, NULL);
-        s->local_free = head;
-        s->local_count = n - (carved - keep);
-        s->bump = s->start + (size_t)keep * bs;
+        s->local_count = hk_slab_relist(s, bits, keep);
+        s->bump = s->start + (size_t)keep * s->block_size;
     }
     char *from = (char *)HK_ALIGN_UP((uintptr_t)s->bump, (uintptr_t)HK_PAGE);
     if (s->committed <= from) return 0;
@@ -423,6 +439,101 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
     hk_os_decommit(from, len, HK_KNOB(decommit));
     s->committed = from;
     return len;
+}
+
+/* ---- holes: pages given back from a slab in use (lean mode) -------------------------------------- */
+/* A slab's free blocks are spread over its pages, and a free tail (above) is rare in a random
+ * workload: the soak's last page growths were of its largest class, with no tail anywhere to give
+ * back. A page whose blocks are all free can go back wherever it lies: its blocks leave the local
+ * list and become held (on no list, not handed out; the hole mask says which pages, `held` how many
+ * blocks), and the page is decommitted. The slab's other blocks are untouched. Before the class grows
+ * (hk_tcache_refill), its holed slab takes every hole back: the held blocks are written again as
+ * fresh blocks and put on the local list, which makes those pages resident instead of new ones.
+ * Rules:
+ *   - only pages wholly below the bump (every block overlapping one is carved), of slabs of at most
+ *     HK_HOLE_MAX_PAGES pages; a block overlapping two holes is held once;
+ *   - one holed slab per class and heap (h->holed): taking holes back needs no search. A slab leaves
+ *     the heap (given back or abandoned) with its holes: a released slab's holes go with its pages, an
+ *     adopted one keeps its held blocks until it is empty and released;
+ *   - hardened builds: a held block keeps the free marker where its first words stay resident and
+ *     loses its canary (zeroed, and a hole reads as zeros), so a second free of it fails the
+ *     double-free or the canary test; the cold path then names it a double free (hk_slab_in_hole). Holes
+ *     need the canary check; without it they are not made. When holes are taken back from pages that
+ *     were discarded (MADV_DONTNEED), the pages must still read as zeros: a write into a held block
+ *     is reported as a write after free. */
+static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
+    if (HAK_HARDENED && !HK_HARDEN(HK_H_CANARY)) return 0;
+    if (HK_KNOB(decommit) == HK_DECOMMIT_OFF || (h->holed[s->cls] != NULL && h->holed[s->cls] != s)) return 0;
+    if ((size_t)s->units * (HK_UNIT_SIZE / HK_PAGE) > HK_HOLE_MAX_PAGES) return 0;
+    hk_slab_drain(h, s);
+    uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
+    if (s->local_count == 0 || carved > HK_TRIM_MAX_BLOCKS) return 0;
+    uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
+    memset(bits, 0, (carved + 63) / 64 * sizeof bits[0]);
+    hk_slab_free_bits(s, bits, carved);
+    size_t bs = s->block_size;
+    /* the highest page first: live blocks gather at the slab's start (refills take the lowest) */
+    for (uint32_t k = (uint32_t)((size_t)(s->bump - s->start) / HK_PAGE); k-- > 0;) {
+        if ((s->holes >> k) & 1u) continue;
+        uint32_t first = hk_slab_index(s, (uintptr_t)k * HK_PAGE), last = hk_slab_index(s, (uintptr_t)k * HK_PAGE + HK_PAGE - 1);
+        uint32_t i = first;
+        while (i <= last && (HK_BIT(bits, i) || hk_slab_in_hole(s, (uintptr_t)i * bs))) i++;
+        if (i <= last) continue; /* a block of the page is live, cached or remote-pending */
+        uint32_t n = 0;
+        for (i = first; i <= last; i++) {
+            if (!HK_BIT(bits, i)) continue; /* held already (it overlaps another hole) */
+            bits[i / 64] &= ~((uint64_t)1 << (i % 64));
+            if (HAK_HARDENED) *hk_canary_slot(s->start + (size_t)i * bs, bs) = 0;
+            n++;
+        }
+        s->local_count = hk_slab_relist(s, bits, carved);
+        s->held += n;
+        s->holes |= (uint64_t)1 << k;
+        h->holed[s->cls] = s;
+        h->cls_stats[s->cls].holes++;
+        hk_os_decommit(s->start + (size_t)k * HK_PAGE, HK_PAGE, HK_KNOB(decommit));
+        return HK_PAGE;
+    }
+    return 0;
+}
+
+/* Takes every hole of slab s back (its class is about to grow): the held blocks go on the local list
+ * as fresh blocks, and s becomes the class's current slab, so the refill that follows takes them
+ * instead of carving new pages. */
+static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
+    size_t bs = s->block_size;
+    uint32_t n = 0, next = 0;
+    int zeroed = HAK_HARDENED && HK_HARDEN(HK_H_UAF) && HK_KNOB(decommit) == HK_DECOMMIT_DONTNEED;
+    for (uint64_t m = s->holes; m != 0; m &= m - 1) {
+        uint32_t k = (uint32_t)__builtin_ctzll(m);
+        if (zeroed) { /* a discarded page reads as zeros until somebody writes to it */
+            const uint64_t *w = (const uint64_t *)(s->start + (size_t)k * HK_PAGE);
+            for (uint32_t j = 0; j < HK_PAGE / 8; j++)
+                if (HAK_UNLIKELY(w[j] != 0))
+                    hk_report(HK_FAULT_WRITE_AFTER_FREE, s->start + (size_t)hk_slab_index(s, (uintptr_t)k * HK_PAGE + j * 8) * bs, s->cls);
+        }
+        uint32_t first = hk_slab_index(s, (uintptr_t)k * HK_PAGE), last = hk_slab_index(s, (uintptr_t)k * HK_PAGE + HK_PAGE - 1);
+        for (uint32_t i = HK_MAX(first, next); i <= last; i++) {
+            char *b = s->start + (size_t)i * bs;
+            if (HAK_HARDENED) hk_harden_on_carve(b, bs, s->cls);
+            hk_link_set(b, s->local_free);
+            s->local_free = b;
+            n++;
+        }
+        next = last + 1;
+        h->cls_stats[s->cls].holes_back++;
+    }
+    if (HAK_UNLIKELY(n != s->held)) hk_report(HK_FAULT_LINK_CORRUPT, s->start, s->cls); /* the counts disagree */
+    s->local_count += n;
+    s->held = 0;
+    s->holes = 0;
+    h->holed[s->cls] = NULL;
+    if (h->cur[s->cls] != s) {
+        if (h->cur[s->cls]) hk_cur_park(h, h->cur[s->cls]);
+        if (s->used == 0 && s->list == HK_LIST_PARTIAL && h->empty[s->cls] > 0) h->empty[s->cls]--; /* the spare is back in use */
+        hk_list_remove(h, s);
+        hk_list_push(h, s, HK_LIST_CUR);
+    }
 }
 
 /* Trims the slabs this heap allocates from (each class's current slab and the first partial ones;
@@ -585,27 +696,34 @@ static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
 #define HK_BORROW_DEBT 32u
 #define HK_BORROW_WINDOW 4096u
 
-/* Gives back the free tail of one slab of a class other than cls (each class's current slab, then
- * its first partial ones, largest class first: its tails span whole pages soonest; the first slab
- * that gives back pages ends the search). A class's cache is flushed before its slabs are looked
- * at: blocks in a cache are not on a slab's list, so they would count as live and end the free tail
- * early. Of the current slab's free tail a refill's batch stays carved: giving back the page the
- * class's next refill carves gains nothing (seen in the soak: the 16-byte class's tail was given
- * back and made resident again at once). Returns the bytes given back. */
+/* Gives back a page of a class other than cls: the free tail of one slab (each class's current slab,
+ * then its first partial ones, largest class first: its tails span whole pages soonest), or failing
+ * that a page of one whose blocks are all free (a hole, hk_slab_punch; the same slabs in the same
+ * order). The first slab that gives back a page ends the search. A class's cache is flushed before its
+ * slabs are looked at: blocks in a cache are not on a slab's list, so they would count as live and end
+ * the free tail early. Of the current slab's free tail a refill's batch stays carved: giving back the
+ * page the class's next refill carves gains nothing (seen in the soak: the 16-byte class's tail was
+ * given back and made resident again at once). Returns the bytes given back. */
 static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
-    for (unsigned c = HK_NCLASSES; c-- > 0;) {
+    size_t bytes = 0;
+    for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
         if (c == cls || (h->cur[c] == NULL && h->partial[c] == NULL)) continue;
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c]));
-        size_t bytes = h->cur[c] ? hk_slab_trim(h, h->cur[c], h->batch[c]) : 0;
+        bytes = h->cur[c] ? hk_slab_trim(h, h->cur[c], h->batch[c]) : 0;
         hk_slab_t *p = h->partial[c];
         for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_trim(h, p, 0);
-        if (bytes) {
-            atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
-            h->cls_stats[cls].traded++;
-            return bytes;
-        }
     }
-    return 0;
+    for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
+        if (c == cls) continue;
+        bytes = h->cur[c] ? hk_slab_punch(h, h->cur[c]) : 0;
+        hk_slab_t *p = h->partial[c];
+        for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_punch(h, p);
+    }
+    if (bytes) {
+        atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
+        h->cls_stats[cls].traded++;
+    }
+    return bytes;
 }
 
 void *hk_tcache_refill(unsigned cls, int exact) {
@@ -653,6 +771,8 @@ void *hk_tcache_refill(unsigned cls, int exact) {
         h->debt[cls] = 0;
         h->debt_at[cls] = h->refills;
     }
+    /* The class grows: its holes first (their pages become resident again instead of new ones). */
+    if (HAK_UNLIKELY(h->holed[cls] != NULL)) hk_slab_unpunch(h, h->holed[cls]);
     return hk_refill(h, cls, 0);
 }
 

@@ -19,6 +19,8 @@
  *                  gets a new slab of the same class at the same place, and a live block q == p;
  *                  then the stale free(p). Without a quarantine this frees q (a documented limit):
  *                  the program shows the consequence, q handed out again while live
+ *   hole           lean mode: p's page was given back while its slab is in use (all the page's blocks
+ *                  free, the slab's others live; misuse.h mu_hole_block), then free(p)
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -222,6 +224,14 @@ static void df_slab_reused(int argc, char **argv) {
     mu_missed("stale double free into a reused slab went through");
 }
 
+static void df_hole(int argc, char **argv) {
+    (void)argc, (void)argv;
+    char *p = mu_hole_block();
+    mu_note_ptr(p);
+    MU_FREE(mu_launder(p));
+    mu_missed("second free of a block in a page lean mode gave back");
+}
+
 int main(int argc, char **argv) {
     static const mu_variant_t v[] = {
         {"immediate", df_immediate},   {"delayed", df_delayed},         {"neighbours", df_neighbours},
@@ -229,7 +239,7 @@ int main(int argc, char **argv) {
         {"thread_exit", df_thread_exit}, {"released_slab", df_released_slab}, {"large", df_large},
         {"large_delayed", df_large_delayed}, {"realloc_zero", df_realloc_zero},
         {"after_realloc", df_after_realloc}, {"large_after_realloc", df_large_after_realloc},
-        {"slab_reused", df_slab_reused},
+        {"slab_reused", df_slab_reused}, {"hole", df_hole},
     };
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }

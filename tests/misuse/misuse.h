@@ -152,6 +152,67 @@ static inline void mu_prelude(void) {
     /* the rest stays live until exit: the layout must persist while the case runs */
 }
 
+/* Switches an option on at run time through hak_debug_set_option (the prefixed build links it; the
+ * drop-in library exports it). 0 on success. */
+#ifdef MU_PREFIXED
+#include "hakmem_debug.h"
+static inline int mu_set_option(const char *name, const char *value) { return hak_debug_set_option(name, value); }
+#else
+#include <dlfcn.h>
+static inline int mu_set_option(const char *name, const char *value) {
+    int (*set)(const char *, const char *) = (int (*)(const char *, const char *))dlsym(RTLD_DEFAULT, "hak_debug_set_option");
+    return set ? set(name, value) : -1;
+}
+#endif
+
+/* Whether the page holding p is resident. */
+static inline int mu_page_resident(const void *p) {
+    unsigned char v = 0;
+    return mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v) == 0 && (v & 1u);
+}
+
+/* A free block in a hole (lean mode, src/tiny/tcache.c): a page of the 896-byte class whose blocks
+ * are all free while the slab's other blocks stay live, given back when the 1024-byte class (no
+ * larger class has free blocks to lend it) grows past its warm-up and no slab has a free tail. The
+ * block returned starts inside that page: freed once, held since, its page discarded. */
+static inline char *mu_hole_block(void) {
+    if (mu_set_option("HAKMEM_SS_MEM_LEAN", "1") != 0 || mu_set_option("HAKMEM_SS_MEM_LEAN_DECOMMIT", "DONTNEED") != 0)
+        mu_setup_failed("could not switch lean mode on");
+    enum { MAXV = 80 };
+    static char *v[MAXV];
+    /* a run of 850-byte blocks carved one after the other in one 64 KiB slab unit, all live */
+    size_t n = 1, stride = 0;
+    v[0] = MU_MALLOC(850);
+    while (n < MAXV) {
+        char *q = MU_MALLOC(850);
+        if (q == NULL) mu_setup_failed("malloc");
+        if (n == 1) stride = (size_t)(q - v[0]);
+        if (q != v[0] + n * stride || ((uintptr_t)q >> 16) != ((uintptr_t)v[0] >> 16)) break; /* q stays live */
+        v[n++] = q;
+    }
+    if (stride < 850 || n * stride < 8 * 4096) mu_setup_failed("no run of 850-byte blocks in one slab");
+    uintptr_t page = ((uintptr_t)v[0] & ~(uintptr_t)4095) + 4 * 4096;
+    char *x = NULL;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t b = (uintptr_t)v[i];
+        if (b < page + 4096 && b + stride > page) {
+            if (x == NULL && b >= page) x = v[i];
+            MU_FREE(v[i]);
+        }
+    }
+    /* the grower: a page of 1024-byte blocks, then refills of another class (past the warm-up) */
+    for (int i = 0; i < 4; i++) (void)mu_launder(MU_MALLOC(1000));
+    static void *c[256];
+    for (int round = 0; round < 400; round++) {
+        for (int i = 0; i < 256; i++) c[i] = MU_MALLOC(64);
+        for (int i = 0; i < 256; i++) MU_FREE(c[i]);
+    }
+    MU_TRIM(0); /* every free tail goes: the page the grower takes must come from a hole */
+    for (int i = 0; i < 8 && mu_page_resident(x); i++) (void)mu_launder(MU_MALLOC(1000));
+    if (mu_page_resident(x)) mu_setup_failed("the free page of 896-byte blocks is still resident: no hole");
+    return x;
+}
+
 /* The variant table of one program: name and function; argv[1] picks one. */
 typedef struct mu_variant {
     const char *name;

@@ -104,6 +104,7 @@ static const mr_case_t mr_static_cases[] = {
     {"double_free.slab_reused", "double_free", "slab_reused", F_DFREE, NULL, CLS_SMALL, TID_MAIN, 0, 0, FL_BOTH,
      "no quarantine: a stale pointer into a slab that was given back and carved again is the new live block"},
     {"double_free.realloc_zero", "double_free", "realloc_zero", F_DFREE, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
+    {"double_free.hole", "double_free", "hole", F_DFREE, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
     /* invalid free */
     {"invalid_free.interior_small", "invalid_free", "interior_small", F_INTERIOR, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
     {"invalid_free.interior_odd", "invalid_free", "interior_odd", F_INTERIOR, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
@@ -127,6 +128,7 @@ static const mr_case_t mr_static_cases[] = {
     {"write_after_free.small_word", "write_after_free", "small_word", F_UAF, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
     {"write_after_free.mid", "write_after_free", "mid", F_UAF, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
     {"write_after_free.calloc", "write_after_free", "calloc", F_UAF, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
+    {"write_after_free.hole", "write_after_free", "hole", F_UAF, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},
     /* The link word decodes to garbage: the report names the decoded pointer, not the block. */
     {"write_after_free.link_word", "write_after_free", "link_word", F_BADLINK, NULL, CLS_SMALL, TID_MAIN, 0, 0, FL_BOTH, NULL},
     {"write_after_free.marker_word", "write_after_free", "marker_word", F_NOTFREE, NULL, CLS_SMALL, TID_MAIN, 1, 0, FL_BOTH, NULL},

@@ -20,6 +20,9 @@
  *                the debug variant makes the cached block PROT_NONE
  *   large_middle the same, written at offset 512 KiB: between the watched ends (a documented limit
  *                of the hardened variant)
+ *   hole         lean mode: a block of a page given back while its slab is in use (misuse.h
+ *                mu_hole_block), written at offset 100; the page must read as zeros when the class
+ *                takes it back
  */
 #define _GNU_SOURCE
 #include "misuse.h"
@@ -110,11 +113,20 @@ static void waf_large_middle(int argc, char **argv) {
     waf_large_at(512u << 10);
 }
 
+static void waf_hole(int argc, char **argv) {
+    (void)argc, (void)argv;
+    char *p = mu_hole_block();
+    mu_note_ptr(p);
+    memset((char *)mu_launder(p) + 100, 0x41, 1);
+    waf_reclaim(p, 850, 0, "a write into a block of a page lean mode gave back");
+}
+
 int main(int argc, char **argv) {
     static const mu_variant_t v[] = {
         {"small", waf_small},         {"small_word", waf_small_word},   {"mid", waf_mid},
         {"link_word", waf_link_word}, {"marker_word", waf_marker_word}, {"beyond_fill", waf_beyond_fill},
         {"calloc", waf_calloc},       {"large", waf_large},             {"large_middle", waf_large_middle},
+        {"hole", waf_hole},
     };
     return mu_dispatch(v, MU_COUNT(v), argc, argv);
 }
