@@ -1213,6 +1213,47 @@ Test(lean, a_class_without_lender_gives_back_a_free_page_of_another_slab) {
     cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
 }
 
+/* A trade that finds no page to give back (every block of every slab live or cached) still grows the
+ * class, and the page is owed: once a page whose blocks are all free appears, a later refill (every
+ * 4096 refills of the thread, tiny/tcache.c HK_REPAY_EVERY) gives it back as a hole. */
+Test(lean, a_page_a_trade_could_not_give_back_is_repaid_later) {
+    if (!lean_on()) cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN", "1"), 0);
+    enum { MAXV = 80, PAGE = 4096 };
+    static unsigned char *v[MAXV];
+    hak_check_report_t rep;
+    size_t cs, n = slab_run(v, MAXV, 850, &cs);
+    cr_assert(cs == 896 && n * cs >= 8 * PAGE, "only %zu blocks of %zu B in one slab", n, cs);
+    void *g[5];
+    for (int i = 0; i < 4; i++) cr_assert((g[i] = hak_malloc(1000)) != NULL);
+    churn_class(64, 256, 300);
+    hak_malloc_trim(0);
+    hak_debug_stats_t before, owed, after;
+    hak_debug_stats(&before);
+    cr_assert((g[4] = hak_malloc(1000)) != NULL); /* grows: nothing to trade, the page is owed */
+    hak_debug_stats(&owed);
+    cr_assert_eq(owed.lean_holes, before.lean_holes, "a hole was made with every block live");
+    /* the churned class grows back after the trim (owing its page too), then stays within its slab:
+     * the page freed next can only go back through a repayment, not through a trade */
+    churn_class(64, 256, 600);
+    uintptr_t page = ((uintptr_t)v[0] & ~(uintptr_t)(PAGE - 1)) + 4 * PAGE;
+    for (size_t i = 0; i < n; i++)
+        if ((uintptr_t)v[i] < page + PAGE && (uintptr_t)v[i] + cs > page) {
+            hak_free(v[i]);
+            v[i] = NULL;
+        }
+    churn_class(64, 256, 4096 + 512);
+    hak_debug_stats(&after);
+    cr_assert(after.lean_holes - owed.lean_holes >= 1, "the owed page was not repaid");
+    if (hak_debug_get_option("SS_MEM_LEAN_DECOMMIT") == 1)
+        cr_assert_eq(resident_pages(page, page + PAGE), 0, "the free page %p is still resident", (void *)page);
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    for (size_t i = 0; i < n; i++)
+        if (v[i]) hak_free(v[i]);
+    for (int i = 0; i < 5; i++) hak_free(g[i]);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+}
+
 Test(free, null_is_a_no_op) {
     for (int i = 0; i < 1000; i++) hak_free(NULL);
     void *p = hak_malloc(32);

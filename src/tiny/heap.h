@@ -61,6 +61,9 @@ typedef struct hk_heap {
     uint64_t grown_at[HK_NCLASSES];  /* lean mode: `refills` when the class last grew */
     uint64_t debt_at[HK_NCLASSES];   /* lean mode: `refills` when the class's borrowing window began */
     uint32_t debt[HK_NCLASSES];      /* lean mode: blocks borrowed from larger classes in the window, less own refills */
+    uint32_t owed;                   /* lean mode: pages made resident by trades that found none to give back */
+    uint32_t repay_tries;            /* attempts left to repay the oldest owed page (hk_heap_repay) */
+    uint64_t repay_at;               /* `refills` at the last attempt */
     hk_slab_t *holed[HK_NCLASSES];   /* lean mode: the one slab of the class, owned here, that has holes (or NULL);
                                       * taken back whole before the class grows */
     hk_heap_stats_t cls_stats[HK_NCLASSES];

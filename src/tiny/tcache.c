@@ -707,7 +707,7 @@ static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
 static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
     size_t bytes = 0;
     for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
-        if (c == cls || (h->cur[c] == NULL && h->partial[c] == NULL)) continue;
+        if (c == cls || (h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL)) continue;
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c]));
         bytes = h->cur[c] ? hk_slab_trim(h, h->cur[c], h->batch[c]) : 0;
         hk_slab_t *p = h->partial[c];
@@ -726,6 +726,34 @@ static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
     return bytes;
 }
 
+/* A trade that finds no page to give back still grows the class: the page is owed. A page whose
+ * blocks are all free often appears later (a class's live count falls back from its peak; the
+ * trades' rebuilt lists hand out the lowest blocks first), so every HK_REPAY_EVERY refills of the
+ * thread the owed page is looked for again, as a hole only: a free tail is where its class carves
+ * next (repaying with tails was tried: the class carved the tail again within milliseconds). An owed
+ * page is given up after HK_REPAY_TRIES attempts (a live set that really grew has no page to give),
+ * and at most HK_OWED_MAX are kept. */
+#define HK_REPAY_EVERY 4096u
+#define HK_REPAY_TRIES 4096u
+#define HK_OWED_MAX 16u
+
+static void hk_heap_repay(hk_heap_t *h) {
+    h->repay_at = h->refills;
+    size_t bytes = 0;
+    for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
+        if (h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL) continue;
+        hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c])); /* cached blocks would count as live */
+        bytes = h->cur[c] ? hk_slab_punch(h, h->cur[c]) : 0;
+        hk_slab_t *p = h->partial[c];
+        for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_punch(h, p);
+    }
+    if (bytes) atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
+    if (bytes || --h->repay_tries == 0) {
+        h->owed--;
+        h->repay_tries = HK_REPAY_TRIES;
+    }
+}
+
 void *hk_tcache_refill(unsigned cls, int exact) {
     hk_heap_t *h = &hk_tls_heap;
     if (HAK_UNLIKELY(h->state != HK_HEAP_ACTIVE)) hk_heap_init(h);
@@ -740,6 +768,7 @@ void *hk_tcache_refill(unsigned cls, int exact) {
          * keeps its own class (free, usable size and the hardened checks take the class from its
          * unit). Only when none has one does the class grow. The cost is a slow path per malloc while
          * the class is above its old peak; frees of the class end it, and the limits above bound it. */
+        if (HAK_UNLIKELY(h->owed != 0) && h->refills - h->repay_at >= HK_REPAY_EVERY) hk_heap_repay(h);
         void *b = hk_refill(h, cls, 1);
         if (b != NULL) {
             if (h->debt[cls] > 0) h->debt[cls]--;
@@ -749,9 +778,9 @@ void *hk_tcache_refill(unsigned cls, int exact) {
             h->debt_at[cls] = h->refills;
             h->debt[cls] = 0;
         }
-        /* past its warm-up and within its window's debt: it may borrow, or trade */
-        int settled = h->refills - h->grown_at[cls] >= HK_BORROW_AFTER && h->debt[cls] < HK_BORROW_DEBT;
-        if (settled) {
+        /* past its warm-up it trades (below), and within its window's debt it may borrow first */
+        int warm = h->refills - h->grown_at[cls] >= HK_BORROW_AFTER;
+        if (warm && h->debt[cls] < HK_BORROW_DEBT) {
             uint32_t limit = hk_class_info[cls].size * HK_BORROW_MAX_RATIO;
             for (unsigned y = cls + 1; y < HK_NCLASSES && hk_class_info[y].size <= limit; y++) {
                 b = h->tc[y].head != NULL ? hk_tcache_pop(h, y) : hk_refill(h, y, 1);
@@ -762,11 +791,16 @@ void *hk_tcache_refill(unsigned cls, int exact) {
                 }
             }
         }
-        /* No lender (the largest class a workload uses has none): trade a page instead. The free
-         * tail of another class's slab is given back first (hk_heap_trim_other), so the page this
-         * class is about to make resident leaves the resident total as it was. Only past the
-         * warm-up: a class trades at most once per HK_BORROW_AFTER refills of the thread. */
-        if (settled) hk_heap_trim_other(h, cls);
+        /* No lender (the largest class a workload uses has none), or the class has borrowed its
+         * window's worth: trade a page instead. A free tail or a free page of another class's slab
+         * is given back first (hk_heap_trim_other), so the page this class is about to make resident
+         * leaves the resident total as it was; when there is none, the page is owed (hk_heap_repay).
+         * Only past the warm-up: a class trades at most once per HK_BORROW_AFTER refills of the
+         * thread. */
+        if (warm && hk_heap_trim_other(h, cls) == 0 && h->owed < HK_OWED_MAX) {
+            if (h->owed++ == 0) h->repay_tries = HK_REPAY_TRIES;
+            h->repay_at = h->refills;
+        }
         h->grown_at[cls] = h->refills;
         h->debt[cls] = 0;
         h->debt_at[cls] = h->refills;
