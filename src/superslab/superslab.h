@@ -56,6 +56,7 @@ typedef struct hk_slab {
     uint64_t holes;             /* bit k: page k of the slab (from start) was given back while the slab
                                  * was in use; every block overlapping it is held (owner only) */
     uint32_t held;              /* blocks overlapping a hole: free, on no list (0 iff holes == 0) */
+    struct hk_slab *hole_next;  /* the owner's list of its slabs of this class that have holes */
     _Alignas(64) _Atomic uintptr_t remote; /* remote-free stack head (link-encoded like every free list) */
 } hk_slab_t;
 

@@ -64,8 +64,8 @@ typedef struct hk_heap {
     uint32_t owed;                   /* lean mode: pages made resident by trades that found none to give back */
     uint32_t repay_tries;            /* attempts left to repay the oldest owed page (hk_heap_repay) */
     uint64_t repay_at;               /* `refills` at the last attempt */
-    hk_slab_t *holed[HK_NCLASSES];   /* lean mode: the one slab of the class, owned here, that has holes (or NULL);
-                                      * taken back whole before the class grows */
+    hk_slab_t *holed[HK_NCLASSES];   /* lean mode: the class's slabs owned here that have holes (linked by
+                                      * hole_next); the first takes its holes back before the class grows */
     hk_heap_stats_t cls_stats[HK_NCLASSES];
 } hk_heap_t;
 

@@ -87,8 +87,11 @@ static uint32_t hk_slab_drain(hk_heap_t *h, hk_slab_t *s) {
 }
 
 /* ---- releasing and abandoning ------------------------------------------------------------- */
+static void hk_holed_unlink(hk_heap_t *h, hk_slab_t *s);
+static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s);
+
 static void hk_slab_give_back(hk_heap_t *h, hk_slab_t *s) {
-    if (h->holed[s->cls] == s) h->holed[s->cls] = NULL; /* its holes go with its pages */
+    if (s->holes) hk_holed_unlink(h, s); /* its holes go with its pages */
     hk_list_remove(h, s);
     h->cls_stats[s->cls].slabs_released++;
     hk_ss_slab_release(s);
@@ -125,7 +128,7 @@ static void hk_abandoned_settle_locked(hk_heap_t *h, hk_slab_t *s) {
 }
 
 static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
-    if (h->holed[s->cls] == s) h->holed[s->cls] = NULL; /* held blocks stay held until the slab is released */
+    if (s->holes) hk_slab_fill_holes(h, s); /* an adopter would not know them */
     hk_list_remove(h, s);
     h->cls_stats[s->cls].abandoned++;
     hk_lock(&hk_abandon_lock);
@@ -452,9 +455,10 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
  * Rules:
  *   - only pages wholly below the bump (every block overlapping one is carved), of slabs of at most
  *     HK_HOLE_MAX_PAGES pages; a block overlapping two holes is held once;
- *   - one holed slab per class and heap (h->holed): taking holes back needs no search. A slab leaves
- *     the heap (given back or abandoned) with its holes: a released slab's holes go with its pages, an
- *     adopted one keeps its held blocks until it is empty and released;
+ *   - the heap lists its holed slabs per class (h->holed, linked by hole_next; with one holed slab
+ *     per class, a free page of the class's other slabs could not be given back). A slab given back takes its holes with its pages; one abandoned at thread exit
+ *     takes them back first (an adopter would not know them). Slabs a forked child finds owned by
+ *     threads it does not have keep their held blocks until they are empty and released;
  *   - hardened builds: a held block keeps the free marker where its first words stay resident and
  *     loses its canary (zeroed, and a hole reads as zeros), so a second free of it fails the
  *     double-free or the canary test; the cold path then names it a double free (hk_slab_in_hole). Holes
@@ -463,7 +467,7 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
  *     is reported as a write after free. */
 static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
     if (HAK_HARDENED && !HK_HARDEN(HK_H_CANARY)) return 0;
-    if (HK_KNOB(decommit) == HK_DECOMMIT_OFF || (h->holed[s->cls] != NULL && h->holed[s->cls] != s)) return 0;
+    if (HK_KNOB(decommit) == HK_DECOMMIT_OFF) return 0;
     if ((size_t)s->units * (HK_UNIT_SIZE / HK_PAGE) > HK_HOLE_MAX_PAGES) return 0;
     hk_slab_drain(h, s);
     uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
@@ -488,30 +492,47 @@ static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
         }
         s->local_count = hk_slab_relist(s, bits, carved);
         s->held += n;
+        if (s->holes == 0) { /* onto the class's list of holed slabs */
+            s->hole_next = h->holed[s->cls];
+            h->holed[s->cls] = s;
+        }
         s->holes |= (uint64_t)1 << k;
-        h->holed[s->cls] = s;
         h->cls_stats[s->cls].holes++;
         hk_os_decommit(s->start + (size_t)k * HK_PAGE, HK_PAGE, HK_KNOB(decommit));
         return HK_PAGE;
     }
+    /* No page: the list is still rebuilt in address order, so that the next refills take the lowest
+     * blocks and the high pages drain (the next attempt may find one free). */
+    s->local_count = hk_slab_relist(s, bits, carved);
     return 0;
 }
 
-/* Takes every hole of slab s back (its class is about to grow): the held blocks go on the local list
- * as fresh blocks, and s becomes the class's current slab, so the refill that follows takes them
- * instead of carving new pages. */
-static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
+/* Unlinks s (which has holes) from h's list of holed slabs of its class. */
+static void hk_holed_unlink(hk_heap_t *h, hk_slab_t *s) {
+    for (hk_slab_t **p = &h->holed[s->cls]; *p != NULL; p = &(*p)->hole_next)
+        if (*p == s) {
+            *p = s->hole_next;
+            break;
+        }
+    s->hole_next = NULL;
+}
+
+/* Takes every hole of slab s back: the held blocks go on the local list as fresh blocks. */
+static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s) {
     size_t bs = s->block_size;
     uint32_t n = 0, next = 0;
-    int zeroed = HAK_HARDENED && HK_HARDEN(HK_H_UAF) && HK_KNOB(decommit) == HK_DECOMMIT_DONTNEED;
+    /* Every hole is checked before any block is written: a block spanning pages (32 KiB ones span
+     * eight) may overlap two holes, and writing it for the first would put its canary in the second. */
+    for (uint64_t m = s->holes; m != 0 && HAK_HARDENED && HK_HARDEN(HK_H_UAF) && HK_KNOB(decommit) == HK_DECOMMIT_DONTNEED;
+         m &= m - 1) { /* a discarded page reads as zeros until somebody writes to it */
+        uint32_t k = (uint32_t)__builtin_ctzll(m);
+        const uint64_t *w = (const uint64_t *)(s->start + (size_t)k * HK_PAGE);
+        for (uint32_t j = 0; j < HK_PAGE / 8; j++)
+            if (HAK_UNLIKELY(w[j] != 0))
+                hk_report(HK_FAULT_WRITE_AFTER_FREE, s->start + (size_t)hk_slab_index(s, (uintptr_t)k * HK_PAGE + j * 8) * bs, s->cls);
+    }
     for (uint64_t m = s->holes; m != 0; m &= m - 1) {
         uint32_t k = (uint32_t)__builtin_ctzll(m);
-        if (zeroed) { /* a discarded page reads as zeros until somebody writes to it */
-            const uint64_t *w = (const uint64_t *)(s->start + (size_t)k * HK_PAGE);
-            for (uint32_t j = 0; j < HK_PAGE / 8; j++)
-                if (HAK_UNLIKELY(w[j] != 0))
-                    hk_report(HK_FAULT_WRITE_AFTER_FREE, s->start + (size_t)hk_slab_index(s, (uintptr_t)k * HK_PAGE + j * 8) * bs, s->cls);
-        }
         uint32_t first = hk_slab_index(s, (uintptr_t)k * HK_PAGE), last = hk_slab_index(s, (uintptr_t)k * HK_PAGE + HK_PAGE - 1);
         for (uint32_t i = HK_MAX(first, next); i <= last; i++) {
             char *b = s->start + (size_t)i * bs;
@@ -526,8 +547,14 @@ static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
     if (HAK_UNLIKELY(n != s->held)) hk_report(HK_FAULT_LINK_CORRUPT, s->start, s->cls); /* the counts disagree */
     s->local_count += n;
     s->held = 0;
+    hk_holed_unlink(h, s);
     s->holes = 0;
-    h->holed[s->cls] = NULL;
+}
+
+/* Takes every hole of slab s back (its class is about to grow), and makes s the class's current slab,
+ * so the refill that follows takes the blocks instead of carving new pages. */
+static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
+    hk_slab_fill_holes(h, s);
     if (h->cur[s->cls] != s) {
         if (h->cur[s->cls]) hk_cur_park(h, h->cur[s->cls]);
         if (s->used == 0 && s->list == HK_LIST_PARTIAL && h->empty[s->cls] > 0) h->empty[s->cls]--; /* the spare is back in use */
@@ -736,6 +763,8 @@ static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
 #define HK_REPAY_EVERY 4096u
 #define HK_REPAY_TRIES 4096u
 #define HK_OWED_MAX 16u
+/* Refills of the thread before growths outside a trade are owed: the heap's first growth is not. */
+#define HK_OWE_AFTER 65536u
 
 static void hk_heap_repay(hk_heap_t *h) {
     h->repay_at = h->refills;
@@ -778,9 +807,10 @@ void *hk_tcache_refill(unsigned cls, int exact) {
             h->debt_at[cls] = h->refills;
             h->debt[cls] = 0;
         }
-        /* past its warm-up it trades (below), and within its window's debt it may borrow first */
-        int warm = h->refills - h->grown_at[cls] >= HK_BORROW_AFTER;
-        if (warm && h->debt[cls] < HK_BORROW_DEBT) {
+        /* past its warm-up and within its window's debt it may borrow, or trade (below); past its
+         * warm-up with its window's debt spent it grows and owes the page */
+        int warm = h->refills - h->grown_at[cls] >= HK_BORROW_AFTER, settled = warm && h->debt[cls] < HK_BORROW_DEBT;
+        if (settled) {
             uint32_t limit = hk_class_info[cls].size * HK_BORROW_MAX_RATIO;
             for (unsigned y = cls + 1; y < HK_NCLASSES && hk_class_info[y].size <= limit; y++) {
                 b = h->tc[y].head != NULL ? hk_tcache_pop(h, y) : hk_refill(h, y, 1);
@@ -791,13 +821,16 @@ void *hk_tcache_refill(unsigned cls, int exact) {
                 }
             }
         }
-        /* No lender (the largest class a workload uses has none), or the class has borrowed its
-         * window's worth: trade a page instead. A free tail or a free page of another class's slab
-         * is given back first (hk_heap_trim_other), so the page this class is about to make resident
-         * leaves the resident total as it was; when there is none, the page is owed (hk_heap_repay).
-         * Only past the warm-up: a class trades at most once per HK_BORROW_AFTER refills of the
-         * thread. */
-        if (warm && hk_heap_trim_other(h, cls) == 0 && h->owed < HK_OWED_MAX) {
+        /* No lender (the largest class a workload uses has none): trade a page instead. A free tail
+         * or a free page of another class's slab is given back first (hk_heap_trim_other), so the
+         * page this class is about to make resident leaves the resident total as it was; when there
+         * is none, the page is owed (hk_heap_repay). Only past the warm-up: a class trades at most
+         * once per HK_BORROW_AFTER refills of the thread. A class that has borrowed its window's
+         * worth does not trade (a trade flushes every cache: classes whose demand moved up traded
+         * so often that slabs emptied by the flushes were given back and taken again, 131,000
+         * madvise calls in a 5-minute soak); it owes its page, and so does a class that grows
+         * again within its warm-up, once the thread is past its own (HK_OWE_AFTER). */
+        if ((settled ? hk_heap_trim_other(h, cls) == 0 : h->refills >= HK_OWE_AFTER) && h->owed < HK_OWED_MAX) {
             if (h->owed++ == 0) h->repay_tries = HK_REPAY_TRIES;
             h->repay_at = h->refills;
         }
