@@ -1143,8 +1143,10 @@ Test(lean, memalign_never_borrows) {
  * The page leaves memory, its blocks are handed out by nobody (the heap walker checks they are on no
  * list and that the held count adds up), the live blocks keep their contents, and when the 896-byte
  * class itself must grow it takes the hole back: its next blocks come from that page. */
-Test(lean, a_class_without_lender_gives_back_a_free_page_of_another_slab) {
+static void hole_round_trip(const char *decommit, const char *decommit_later) {
     if (!lean_on()) cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN", "1"), 0);
+    if (decommit) cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN_DECOMMIT", decommit), 0);
+    int hardened = strcmp(HAK_TEST_VARIANT, "hardened") == 0 || strcmp(HAK_TEST_VARIANT, "debug") == 0;
     enum { MAXV = 80, PAGE = 4096 };
     static unsigned char *v[MAXV];
     static void *q[256];
@@ -1180,12 +1182,14 @@ Test(lean, a_class_without_lender_gives_back_a_free_page_of_another_slab) {
     cr_assert_eq(mid.lean_holes - before.lean_holes, 1, "the 1024-byte class grew without giving back a page (holes %llu)",
                  (unsigned long long)(mid.lean_holes - before.lean_holes));
     cr_assert(hak_malloc_usable_size(grown) >= 1000 && hak_malloc_usable_size(grown) < 1280);
-    if (hak_debug_get_option("SS_MEM_LEAN_DECOMMIT") == 1)
+    /* hardened builds discard holes whatever the knob says (their contents are checked for zeros) */
+    if (hak_debug_get_option("SS_MEM_LEAN_DECOMMIT") == 1 || hardened)
         cr_assert_eq(resident_pages(page, page + PAGE), 0, "the free page %p is still resident", (void *)page);
     cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
     cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
     for (size_t i = 0; i < n; i++)
         if (v[i]) cr_assert(tu_verify(v[i], 0, 850, 900 + i) == SIZE_MAX, "live block %zu changed", i);
+    if (decommit_later) cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN_DECOMMIT", decommit_later), 0);
     /* the 896-byte class grows: it takes its hole back, and hands out the page's blocks */
     static void *got[256];
     size_t m = 0, in_page = 0;
@@ -1212,6 +1216,14 @@ Test(lean, a_class_without_lender_gives_back_a_free_page_of_another_slab) {
     cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
     cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
 }
+
+Test(lean, a_class_without_lender_gives_back_a_free_page_of_another_slab) { hole_round_trip(NULL, NULL); }
+
+/* The decommit knob changes (with the mode) while a hole is out: made with MADV_FREE, whose pages may
+ * keep their contents, taken back under DONTNEED. Hardened builds discard holes with DONTNEED always,
+ * so the zeros they check for when a hole comes back are there (a fuzzer that switched modes saw a
+ * false "write after free" before). */
+Test(lean, a_hole_made_under_one_decommit_policy_comes_back_under_another) { hole_round_trip("FREE", "DONTNEED"); }
 
 /* A trade that finds no page to give back (every block of every slab live or cached) still grows the
  * class, and the page is owed: once a page whose blocks are all free appears, a later refill (every

@@ -462,9 +462,10 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
  *   - hardened builds: a held block keeps the free marker where its first words stay resident and
  *     loses its canary (zeroed, and a hole reads as zeros), so a second free of it fails the
  *     double-free or the canary test; the cold path then names it a double free (hk_slab_in_hole). Holes
- *     need the canary check; without it they are not made. When holes are taken back from pages that
- *     were discarded (MADV_DONTNEED), the pages must still read as zeros: a write into a held block
- *     is reported as a write after free. */
+ *     need the canary check; without it they are not made. Holes are discarded with MADV_DONTNEED
+ *     whatever the decommit knob says (MADV_FREE may keep the contents, and the knob can change with
+ *     the mode before the holes come back), and when they are taken back they must still read as
+ *     zeros: a write into a held block is reported as a write after free. */
 static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
     if (HAK_HARDENED && !HK_HARDEN(HK_H_CANARY)) return 0;
     if (HK_KNOB(decommit) == HK_DECOMMIT_OFF) return 0;
@@ -498,7 +499,9 @@ static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
         }
         s->holes |= (uint64_t)1 << k;
         h->cls_stats[s->cls].holes++;
-        hk_os_decommit(s->start + (size_t)k * HK_PAGE, HK_PAGE, HK_KNOB(decommit));
+        /* hardened: discarded, whatever the knob says now (MADV_FREE may keep the contents), so that
+         * the page reads as zeros when it is taken back, even after a change of mode */
+        hk_os_decommit(s->start + (size_t)k * HK_PAGE, HK_PAGE, HAK_HARDENED ? HK_DECOMMIT_DONTNEED : HK_KNOB(decommit));
         return HK_PAGE;
     }
     /* No page: the list is still rebuilt in address order, so that the next refills take the lowest
@@ -523,8 +526,8 @@ static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s) {
     uint32_t n = 0, next = 0;
     /* Every hole is checked before any block is written: a block spanning pages (32 KiB ones span
      * eight) may overlap two holes, and writing it for the first would put its canary in the second. */
-    for (uint64_t m = s->holes; m != 0 && HAK_HARDENED && HK_HARDEN(HK_H_UAF) && HK_KNOB(decommit) == HK_DECOMMIT_DONTNEED;
-         m &= m - 1) { /* a discarded page reads as zeros until somebody writes to it */
+    for (uint64_t m = s->holes; m != 0 && HAK_HARDENED && HK_HARDEN(HK_H_UAF); m &= m - 1) {
+        /* a discarded page reads as zeros until somebody writes to it */
         uint32_t k = (uint32_t)__builtin_ctzll(m);
         const uint64_t *w = (const uint64_t *)(s->start + (size_t)k * HK_PAGE);
         for (uint32_t j = 0; j < HK_PAGE / 8; j++)
