@@ -1137,6 +1137,15 @@ Test(lean, memalign_never_borrows) {
     hak_free(lend);
 }
 
+/* The grower of the hole tests, the 1024-byte class: one page of its blocks, all live (g[0..3]), then
+ * 300 refills of another class (past the warm-up); malloc_trim then takes every free tail and the
+ * slabs the churn left empty, so the grower's next page can only be traded for a hole. */
+static void grower_past_warm_up(void **g) {
+    for (int i = 0; i < 4; i++) cr_assert((g[i] = hak_malloc(1000)) != NULL);
+    churn_class(64, 256, 300);
+    hak_malloc_trim(0);
+}
+
 /* A class with no lender (1024 B: nothing of 1280..2048 B is allocated here) that must grow past its
  * warm-up gives back a page of another class first, and with no free tail anywhere that page is a
  * hole: a page of the 896-byte class whose blocks are all free while the slab's other blocks are live.
@@ -1166,12 +1175,8 @@ static void hole_round_trip(const char *decommit, const char *decommit_later) {
             freed++;
         }
     cr_assert(freed >= 4 && v[n - 1] != NULL);
-    /* the grower: one page of 1024-byte blocks, all live, then 300 refills of another class (past
-     * the warm-up); malloc_trim takes every free tail (and the slabs the churn left empty) */
     void *g[4];
-    for (int i = 0; i < 4; i++) cr_assert((g[i] = hak_malloc(1000)) != NULL);
-    churn_class(64, 256, 300);
-    hak_malloc_trim(0);
+    grower_past_warm_up(g);
     hak_debug_stats_t before, mid, after;
     hak_debug_stats(&before);
     void *grown = NULL;
@@ -1236,9 +1241,7 @@ Test(lean, a_page_a_trade_could_not_give_back_is_repaid_later) {
     size_t cs, n = slab_run(v, MAXV, 850, &cs);
     cr_assert(cs == 896 && n * cs >= 8 * PAGE, "only %zu blocks of %zu B in one slab", n, cs);
     void *g[5];
-    for (int i = 0; i < 4; i++) cr_assert((g[i] = hak_malloc(1000)) != NULL);
-    churn_class(64, 256, 300);
-    hak_malloc_trim(0);
+    grower_past_warm_up(g);
     hak_debug_stats_t before, owed, after;
     hak_debug_stats(&before);
     cr_assert((g[4] = hak_malloc(1000)) != NULL); /* grows: nothing to trade, the page is owed */

@@ -450,15 +450,16 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
  * back. A page whose blocks are all free can go back wherever it lies: its blocks leave the local
  * list and become held (on no list, not handed out; the hole mask says which pages, `held` how many
  * blocks), and the page is decommitted. The slab's other blocks are untouched. Before the class grows
- * (hk_tcache_refill), its holed slab takes every hole back: the held blocks are written again as
+ * (hk_tcache_refill), one of its holed slabs takes every hole back: the held blocks are written again as
  * fresh blocks and put on the local list, which makes those pages resident instead of new ones.
  * Rules:
  *   - only pages wholly below the bump (every block overlapping one is carved), of slabs of at most
  *     HK_HOLE_MAX_PAGES pages; a block overlapping two holes is held once;
  *   - the heap lists its holed slabs per class (h->holed, linked by hole_next; with one holed slab
- *     per class, a free page of the class's other slabs could not be given back). A slab given back takes its holes with its pages; one abandoned at thread exit
- *     takes them back first (an adopter would not know them). Slabs a forked child finds owned by
- *     threads it does not have keep their held blocks until they are empty and released;
+ *     per class, a free page of the class's other slabs could not be given back). A slab given back
+ *     takes its holes with its pages; one abandoned at thread exit takes them back first (an adopter
+ *     would not know them). Slabs a forked child finds owned by threads it does not have keep their
+ *     held blocks until they are empty and released;
  *   - hardened builds: a held block keeps the free marker where its first words stay resident and
  *     loses its canary (zeroed, and a hole reads as zeros), so a second free of it fails the
  *     double-free or the canary test; the cold path then names it a double free (hk_slab_in_hole). Holes
