@@ -727,6 +727,15 @@ static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
 #define HK_BORROW_DEBT 32u
 #define HK_BORROW_WINDOW 4096u
 
+/* Punches one hole in a slab of class c: its current slab, then its first partial ones (the slabs a
+ * trade trims). Returns the bytes given back. */
+static size_t hk_class_punch(hk_heap_t *h, unsigned c) {
+    size_t bytes = h->cur[c] ? hk_slab_punch(h, h->cur[c]) : 0;
+    hk_slab_t *p = h->partial[c];
+    for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_punch(h, p);
+    return bytes;
+}
+
 /* Gives back a page of a class other than cls: the free tail of one slab (each class's current slab,
  * then its first partial ones, largest class first: its tails span whole pages soonest), or failing
  * that a page of one whose blocks are all free (a hole, hk_slab_punch; the same slabs in the same
@@ -744,12 +753,8 @@ static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
         hk_slab_t *p = h->partial[c];
         for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_trim(h, p, 0);
     }
-    for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
-        if (c == cls) continue;
-        bytes = h->cur[c] ? hk_slab_punch(h, h->cur[c]) : 0;
-        hk_slab_t *p = h->partial[c];
-        for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_punch(h, p);
-    }
+    for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;)
+        if (c != cls) bytes = hk_class_punch(h, c);
     if (bytes) {
         atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
         h->cls_stats[cls].traded++;
@@ -776,9 +781,7 @@ static void hk_heap_repay(hk_heap_t *h) {
     for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
         if (h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL) continue;
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c])); /* cached blocks would count as live */
-        bytes = h->cur[c] ? hk_slab_punch(h, h->cur[c]) : 0;
-        hk_slab_t *p = h->partial[c];
-        for (unsigned i = 0; bytes == 0 && p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) bytes = hk_slab_punch(h, p);
+        bytes = hk_class_punch(h, c);
     }
     if (bytes) atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
     if (bytes || --h->repay_tries == 0) {
