@@ -445,6 +445,12 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
 }
 
 /* ---- holes: pages given back from a slab in use (lean mode) -------------------------------------- */
+/* The first and the last block of s that overlap its page k. */
+static inline uint32_t hk_page_first(const hk_slab_t *s, uint32_t k) { return hk_slab_index(s, (uintptr_t)k * HK_PAGE); }
+static inline uint32_t hk_page_last(const hk_slab_t *s, uint32_t k) {
+    return hk_slab_index(s, (uintptr_t)k * HK_PAGE + HK_PAGE - 1);
+}
+
 /* A slab's free blocks are spread over its pages, and a free tail (above) is rare in a random
  * workload: the soak's last page growths were of its largest class, with no tail anywhere to give
  * back. A page whose blocks are all free can go back wherever it lies: its blocks leave the local
@@ -481,7 +487,7 @@ static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
     /* the highest page first: live blocks gather at the slab's start (refills take the lowest) */
     for (uint32_t k = (uint32_t)((size_t)(s->bump - s->start) / HK_PAGE); k-- > 0;) {
         if ((s->holes >> k) & 1u) continue;
-        uint32_t first = hk_slab_index(s, (uintptr_t)k * HK_PAGE), last = hk_slab_index(s, (uintptr_t)k * HK_PAGE + HK_PAGE - 1);
+        uint32_t first = hk_page_first(s, k), last = hk_page_last(s, k);
         uint32_t i = first;
         while (i <= last && (HK_BIT(bits, i) || hk_slab_in_hole(s, (uintptr_t)i * bs))) i++;
         if (i <= last) continue; /* a block of the page is live, cached or remote-pending */
@@ -537,7 +543,7 @@ static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s) {
     }
     for (uint64_t m = s->holes; m != 0; m &= m - 1) {
         uint32_t k = (uint32_t)__builtin_ctzll(m);
-        uint32_t first = hk_slab_index(s, (uintptr_t)k * HK_PAGE), last = hk_slab_index(s, (uintptr_t)k * HK_PAGE + HK_PAGE - 1);
+        uint32_t first = hk_page_first(s, k), last = hk_page_last(s, k);
         for (uint32_t i = HK_MAX(first, next); i <= last; i++) {
             char *b = s->start + (size_t)i * bs;
             if (HAK_HARDENED) hk_harden_on_carve(b, bs, s->cls);
@@ -727,6 +733,11 @@ static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
 #define HK_BORROW_DEBT 32u
 #define HK_BORROW_WINDOW 4096u
 
+/* Whether this heap owns no slab of class c. */
+static inline int hk_class_idle(const hk_heap_t *h, unsigned c) {
+    return h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL;
+}
+
 /* Punches one hole in a slab of class c: its current slab, then its first partial ones (the slabs a
  * trade trims). Returns the bytes given back. */
 static size_t hk_class_punch(hk_heap_t *h, unsigned c) {
@@ -747,7 +758,7 @@ static size_t hk_class_punch(hk_heap_t *h, unsigned c) {
 static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
     size_t bytes = 0;
     for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
-        if (c == cls || (h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL)) continue;
+        if (c == cls || hk_class_idle(h, c)) continue;
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c]));
         bytes = h->cur[c] ? hk_slab_trim(h, h->cur[c], h->batch[c]) : 0;
         hk_slab_t *p = h->partial[c];
@@ -779,7 +790,7 @@ static void hk_heap_repay(hk_heap_t *h) {
     h->repay_at = h->refills;
     size_t bytes = 0;
     for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
-        if (h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL) continue;
+        if (hk_class_idle(h, c)) continue;
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c])); /* cached blocks would count as live */
         bytes = hk_class_punch(h, c);
     }
