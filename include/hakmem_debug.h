@@ -88,6 +88,7 @@ typedef struct hak_debug_stats {
                                   * instead of a new page (tiny/tcache.c) */
     uint64_t lean_holes;         /* lean mode: pages given back from slabs still in use (holes) */
     uint64_t lean_holes_back;    /* holes taken back (made resident again when their class grew) */
+    uint64_t lean_vacated;       /* of the holes, pages vacated: steered empty while blocks were live */
 } hak_debug_stats_t;
 HAK_API void hak_debug_stats(hak_debug_stats_t *out);
 

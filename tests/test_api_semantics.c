@@ -1269,6 +1269,86 @@ Test(lean, a_page_a_trade_could_not_give_back_is_repaid_later) {
     cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
 }
 
+/* A page owed by a trade while no page is free anywhere is vacated: the repayment picks the page with
+ * the fewest live blocks (here the fifth page of a slab of 896-byte blocks, one block live, every other
+ * page of every slab with two or more), and from then on its free blocks are not handed out again: the
+ * class's next blocks come from elsewhere in the slab. Once its last live block is freed, the next
+ * repayment gives the page back as a hole. The heap walker checks the held blocks meanwhile. */
+Test(lean, an_owed_page_with_a_live_block_is_vacated_and_given_back) {
+    if (!lean_on()) cr_assert_eq(hak_debug_set_option("HAKMEM_SS_MEM_LEAN", "1"), 0);
+    int hardened = strcmp(HAK_TEST_VARIANT, "hardened") == 0 || strcmp(HAK_TEST_VARIANT, "debug") == 0;
+    enum { MAXV = 80, PAGE = 4096, PINS = 1024, SPARE = 6 };
+    static unsigned char *v[MAXV];
+    static void *pins[PINS], *g[8], *q[SPARE];
+    hak_check_report_t rep;
+    size_t cs, n = slab_run(v, MAXV, 850, &cs);
+    cr_assert(cs == 896 && n * cs >= 8 * PAGE, "only %zu blocks of %zu B in one slab", n, cs);
+    for (size_t i = 0; i < n; i++) tu_fill(v[i], 0, 850, 300 + i);
+    grower_past_warm_up(g);
+    hak_debug_stats_t before, mid, after;
+    hak_debug_stats(&before);
+    for (int i = 4; i < 8; i++) cr_assert((g[i] = hak_malloc(1000)) != NULL); /* grows: every block live, the page is owed */
+    /* 64-byte blocks for the churn below to cycle through: two stay live in each page, so that no page
+     * of theirs is ever free or has a single live block */
+    for (size_t i = 0; i < PINS; i++) cr_assert((pins[i] = hak_malloc(64)) != NULL);
+    for (size_t i = 0; i < PINS; i++)
+        if ((uintptr_t)pins[i] % PAGE >= 2 * 64) {
+            hak_free(pins[i]);
+            pins[i] = NULL;
+        }
+    /* the fifth page of the slab keeps one live block (the first one wholly inside it); every other
+     * block of the second half's first twelve is freed, so the class has free blocks besides and each
+     * of those pages keeps two or more live */
+    uintptr_t page = ((uintptr_t)v[0] & ~(uintptr_t)(PAGE - 1)) + 4 * PAGE;
+    size_t keep = n;
+    for (size_t i = 0; i < n; i++) {
+        if ((uintptr_t)v[i] >= page + PAGE || (uintptr_t)v[i] + cs <= page) continue;
+        if (keep == n && (uintptr_t)v[i] >= page) {
+            keep = i;
+            continue;
+        }
+        hak_free(v[i]);
+        v[i] = NULL;
+    }
+    cr_assert(keep < n);
+    for (size_t i = n / 2; i < n / 2 + 2 * SPARE; i += 2) {
+        cr_assert((uintptr_t)v[i] >= page + PAGE);
+        hak_free(v[i]);
+        v[i] = NULL;
+    }
+    churn_class(64, 256, 4096 + 512); /* a repayment: no page is free, so one is vacated */
+    hak_debug_stats(&mid);
+    cr_assert_eq(mid.lean_holes, before.lean_holes, "a page was given back with a block of every page live");
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    /* the page's free blocks are held: the class's next blocks are the spare ones */
+    for (size_t i = 0; i < SPARE; i++) {
+        cr_assert((q[i] = hak_malloc(850)) != NULL);
+        cr_assert((uintptr_t)q[i] + cs <= page || (uintptr_t)q[i] >= page + PAGE,
+                  "malloc(850) #%zu returned %p, in the page being vacated", i, q[i]);
+    }
+    for (size_t i = 0; i < SPARE; i++) hak_free(q[i]);
+    hak_free(v[keep]); /* its last live block */
+    v[keep] = NULL;
+    churn_class(64, 256, 4096 + 512);
+    hak_debug_stats(&after);
+    cr_assert_eq(after.lean_vacated - mid.lean_vacated, 1, "pages vacated: %llu",
+                 (unsigned long long)(after.lean_vacated - mid.lean_vacated));
+    cr_assert_eq(after.lean_holes - mid.lean_holes, 1);
+    if (hak_debug_get_option("SS_MEM_LEAN_DECOMMIT") == 1 || hardened)
+        cr_assert_eq(resident_pages(page, page + PAGE), 0, "the vacated page %p is still resident", (void *)page);
+    cr_assert(hak_debug_check_thread(&rep), "%s: %s", rep.check, rep.msg);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+    for (size_t i = 0; i < n; i++)
+        if (v[i]) {
+            cr_assert(tu_verify(v[i], 0, 850, 300 + i) == SIZE_MAX, "live block %zu changed", i);
+            hak_free(v[i]);
+        }
+    for (size_t i = 0; i < PINS; i++) hak_free(pins[i]);
+    for (int i = 0; i < 8; i++) hak_free(g[i]);
+    cr_assert(hak_debug_check_heap(&rep), "%s: %s", rep.check, rep.msg);
+}
+
 Test(free, null_is_a_no_op) {
     for (int i = 0; i < 1000; i++) hak_free(NULL);
     void *p = hak_malloc(32);

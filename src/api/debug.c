@@ -178,7 +178,25 @@ static void hk_walk_region(hk_superslab_t *ss, void *arg) {
                 return;
             }
         }
-        if (held != s->held || (s->held == 0) != (s->holes == 0)) {
+        /* ... and so are the blocks of a page being vacated (this thread's: the heap says which) */
+        if (s == h->vacate) {
+            uint32_t vacated = 0;
+            for (uint32_t i = h->vacate_first; i <= h->vacate_last; i++) {
+                uint32_t j = i - h->vacate_first;
+                if (!((h->vacate_bits[j / 64] >> (j % 64)) & 1u)) continue;
+                vacated++;
+                if (w->seen[i >> 3] & (1u << (i & 7))) {
+                    w->ok = hk_rep_fail(w->rep, "heap.vacate", s->start + (size_t)i * s->block_size, s->cls,
+                                        "a held block of the page being vacated is on a free list");
+                    return;
+                }
+            }
+            if (vacated != s->vacated) {
+                w->ok = hk_rep_fail(w->rep, "heap.vacate", s->start, s->cls, "vacated count differs from the held blocks of the page");
+                return;
+            }
+        }
+        if (held + s->vacated != s->held || (s->held == s->vacated) != (s->holes == 0)) {
             w->ok = hk_rep_fail(w->rep, "heap.hole", s->start, s->cls, "held count differs from the blocks in the slab's holes");
             return;
         }
@@ -246,6 +264,7 @@ void hak_debug_stats(hak_debug_stats_t *out) {
         out->lean_borrowed += a->borrowed + b->borrowed;
         out->lean_holes += a->holes + b->holes;
         out->lean_holes_back += a->holes_back + b->holes_back;
+        out->lean_vacated += a->vacated + b->vacated;
     }
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
     out->mmap_calls = LD(hk_os_stats.mmap_calls);

@@ -36,7 +36,7 @@ void hk_stats_report(void) {
     hk_put(&l, hk_mode_name());
     hk_emit(&l);
     if (HK_KNOB(stats)) {
-        hk_put(&l, "class    size   refills  blocks_out   flushes   blocks_in    remote  slabs_new  released  adopted  borrowed  traded  holes");
+        hk_put(&l, "class    size   refills  blocks_out   flushes   blocks_in    remote  slabs_new  released  adopted  borrowed  traded  holes  vacated");
         hk_emit(&l);
         for (int c = 0; c < HK_NCLASSES; c++) {
             hk_heap_stats_t *s = &cs[c];
@@ -56,6 +56,7 @@ void hk_stats_report(void) {
             hk_put_num(&l, s->borrowed, 10);
             hk_put_num(&l, s->traded, 8);
             hk_put_num(&l, s->holes, 7);
+            hk_put_num(&l, s->vacated, 9);
             hk_emit(&l);
         }
         hk_put(&l, "large: allocs ");

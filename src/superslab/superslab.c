@@ -146,6 +146,7 @@ hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner) {
     s->local_free = NULL;
     s->holes = 0;
     s->held = 0;
+    s->vacated = 0;
     s->hole_next = NULL;
     s->next = s->prev = NULL;
     s->cls = (uint8_t)cls;

@@ -11,7 +11,8 @@
  *   - for every active slab: used + local_count + held + uncarved == capacity, and |remote| <= used
  *     (used counts live blocks, blocks in a thread cache and remote-pending ones until drained;
  *     held counts the free blocks that overlap a page given back with the slab still in use, a
- *     "hole": they are on no list until the owner takes the holes back, see tiny/tcache.c);
+ *     "hole", and those of a page being vacated: they are on no list until the owner takes the
+ *     holes back or stops vacating, see tiny/tcache.c);
  *   - only the owner (owner == its heap token) touches local_free, bump, used, local_count and the list
  *     links; other threads only push to `remote` (release CAS); the owner drains it with an exchange.
  */
@@ -55,7 +56,9 @@ typedef struct hk_slab {
                                  * highest bump, rounded up); past it, up to its last unit, none are */
     uint64_t holes;             /* bit k: page k of the slab (from start) was given back while the slab
                                  * was in use; every block overlapping it is held (owner only) */
-    uint32_t held;              /* blocks overlapping a hole: free, on no list (0 iff holes == 0) */
+    uint32_t held;              /* blocks overlapping a hole, and blocks of a page being vacated: free,
+                                 * on no list (held == vacated iff holes == 0) */
+    uint32_t vacated;           /* of those, the blocks of the owner's page being vacated (tiny/tcache.c) */
     struct hk_slab *hole_next;  /* the owner's list of its slabs of this class that have holes */
     _Alignas(64) _Atomic uintptr_t remote; /* remote-free stack head (link-encoded like every free list) */
 } hk_slab_t;

@@ -41,7 +41,11 @@ typedef struct hk_heap_stats {
     uint64_t traded;   /* lean mode: pages the class took after giving back another slab's free tail or page */
     uint64_t holes;    /* lean mode: pages of the class's slabs given back while in use (holes punched) */
     uint64_t holes_back; /* holes of the class's slabs taken back (made resident again) */
+    uint64_t vacated;  /* lean mode: of those holes, pages vacated (steered empty while blocks were live) */
 } hk_heap_stats_t;
+
+/* Words of a bitmap with a bit per block overlapping one page (blocks of 8 bytes and more). */
+#define HK_PAGE_BLOCK_WORDS ((HK_PAGE / 8u + 1u + 63u) / 64u)
 
 typedef struct hk_heap {
     hk_tcache_t tc[HK_NCLASSES]; /* hot: the fast path touches only this and token */
@@ -66,6 +70,10 @@ typedef struct hk_heap {
     uint64_t repay_at;               /* `refills` at the last attempt */
     hk_slab_t *holed[HK_NCLASSES];   /* lean mode: the class's slabs owned here that have holes (linked by
                                       * hole_next); the first takes its holes back before the class grows */
+    hk_slab_t *vacate;               /* lean mode: the slab of the page being vacated (hk_heap_repay), or NULL */
+    uint32_t vacate_page;            /* that page (from the slab's start) ... */
+    uint32_t vacate_first, vacate_last; /* ... and the first and last block overlapping it */
+    uint64_t vacate_bits[HK_PAGE_BLOCK_WORDS]; /* blocks of the page held so far (bit i: vacate_first + i) */
     hk_heap_stats_t cls_stats[HK_NCLASSES];
 } hk_heap_t;
 

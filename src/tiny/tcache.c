@@ -90,8 +90,11 @@ static uint32_t hk_slab_drain(hk_heap_t *h, hk_slab_t *s) {
 static void hk_holed_unlink(hk_heap_t *h, hk_slab_t *s);
 static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s);
 
+static void hk_vacate_forget(hk_heap_t *h);
+
 static void hk_slab_give_back(hk_heap_t *h, hk_slab_t *s) {
     if (s->holes) hk_holed_unlink(h, s); /* its holes go with its pages */
+    if (s == h->vacate) hk_vacate_forget(h); /* and the page being vacated */
     hk_list_remove(h, s);
     h->cls_stats[s->cls].slabs_released++;
     hk_ss_slab_release(s);
@@ -127,8 +130,11 @@ static void hk_abandoned_settle_locked(hk_heap_t *h, hk_slab_t *s) {
     }
 }
 
+static void hk_vacate_stop(hk_heap_t *h);
+
 static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
-    if (s->holes) hk_slab_fill_holes(h, s); /* an adopter would not know them */
+    if (s == h->vacate) hk_vacate_stop(h); /* an adopter would not know its held blocks ... */
+    if (s->holes) hk_slab_fill_holes(h, s); /* ... nor its holes */
     hk_list_remove(h, s);
     h->cls_stats[s->cls].abandoned++;
     hk_lock(&hk_abandon_lock);
@@ -194,6 +200,8 @@ static void hk_abandoned_reclaim(hk_heap_t *h, unsigned budget) {
     }
 }
 
+#define HK_BIT(bits, i) (((bits)[(i) / 64] >> ((i) % 64)) & 1u)
+
 /* ---- heap life cycle ------------------------------------------------------------------------ */
 static void hk_heap_load_knobs(hk_heap_t *h) {
     h->epoch = __atomic_load_n(&hk_knobs.epoch, __ATOMIC_ACQUIRE);
@@ -203,6 +211,7 @@ static void hk_heap_load_knobs(hk_heap_t *h) {
         h->tc[c].cap = cap;
         h->batch[c] = HK_MAX(1u, HK_KNOB(tcache_batch[c]));
     }
+    if (h->vacate != NULL && !HK_KNOB(lean)) hk_vacate_stop(h); /* only lean mode repays pages */
 }
 
 void hk_heap_init(hk_heap_t *h) {
@@ -213,7 +222,20 @@ void hk_heap_init(hk_heap_t *h) {
     hk_thread_register(); /* may allocate (pthread_setspecific): the heap is usable already */
 }
 
-/* Returns every block of a class cache to its slab. */
+/* Whether b, a free block of s (the slab h is vacating a page of), lies in that page; then it is held
+ * (marked in vacate_bits, counted in s->held and s->vacated) and goes on no list. */
+static int hk_vacate_hold(hk_heap_t *h, hk_slab_t *s, void *b) {
+    uint32_t i = hk_slab_index(s, (uintptr_t)b - (uintptr_t)s->start);
+    if (i < h->vacate_first || i > h->vacate_last) return 0;
+    i -= h->vacate_first;
+    if (HAK_UNLIKELY(HK_BIT(h->vacate_bits, i))) hk_report(HK_FAULT_LINK_CORRUPT, b, s->cls); /* held twice */
+    h->vacate_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    s->held++;
+    s->vacated++;
+    return 1;
+}
+
+/* Returns every block of a class cache to its slab (blocks of a page being vacated are held). */
 static void hk_tcache_flush_n(hk_heap_t *h, unsigned cls, uint32_t n) {
     hk_tcache_t *tc = &h->tc[cls];
     h->cls_stats[cls].flushes++;
@@ -224,9 +246,11 @@ static void hk_tcache_flush_n(hk_heap_t *h, unsigned cls, uint32_t n) {
         tc->head = hk_link_get(b);
         tc->room++;
         hk_slab_t *s = hk_slab_of((uintptr_t)b);
-        hk_link_set(b, s->local_free);
-        s->local_free = b;
-        s->local_count++;
+        if (HAK_LIKELY(s != h->vacate) || !hk_vacate_hold(h, s, b)) {
+            hk_link_set(b, s->local_free);
+            s->local_free = b;
+            s->local_count++;
+        }
         if (--s->used == 0 && s->list != HK_LIST_CUR) {
             if (h->empty[cls] >= HK_SPARE_SLABS) {
                 hk_slab_give_back(h, s);
@@ -377,7 +401,6 @@ static void hk_cur_park(hk_heap_t *h, hk_slab_t *s) {
 /* The most blocks a slab may have for hk_slab_trim and hk_slab_punch to look at it (the bitmap is on
  * the stack): one unit of the smallest class. */
 #define HK_TRIM_MAX_BLOCKS (HK_UNIT_SIZE / 8u)
-#define HK_BIT(bits, i) (((bits)[(i) / 64] >> ((i) % 64)) & 1u)
 
 /* Marks the blocks of s's local list in bits (the first `carved` bits, cleared by the caller). A block
  * outside the carved part, twice on the list or more blocks than counted: the list is corrupt (checked
@@ -433,6 +456,7 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
         uint32_t keep = carved;
         while (keep > 0 && HK_BIT(bits, keep - 1)) keep--;
         keep = HK_MIN(carved, keep + spare);
+        if (s == h->vacate) keep = HK_MAX(keep, h->vacate_last + 1); /* its blocks stay carved */
         s->local_count = hk_slab_relist(s, bits, keep);
         s->bump = s->start + (size_t)keep * s->block_size;
     }
@@ -473,10 +497,29 @@ static inline uint32_t hk_page_last(const hk_slab_t *s, uint32_t k) {
  *     whatever the decommit knob says (MADV_FREE may keep the contents, and the knob can change with
  *     the mode before the holes come back), and when they are taken back they must still read as
  *     zeros: a write into a held block is reported as a write after free. */
-static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
+/* Page k of s, whose blocks are all held now, becomes a hole: on the mask, s on the class's list of
+ * holed slabs, the page decommitted. */
+static void hk_slab_hole(hk_heap_t *h, hk_slab_t *s, uint32_t k) {
+    if (s->holes == 0) { /* onto the class's list of holed slabs */
+        s->hole_next = h->holed[s->cls];
+        h->holed[s->cls] = s;
+    }
+    s->holes |= (uint64_t)1 << k;
+    h->cls_stats[s->cls].holes++;
+    /* hardened: discarded, whatever the knob says now (MADV_FREE may keep the contents), so that
+     * the page reads as zeros when it is taken back, even after a change of mode */
+    hk_os_decommit(s->start + (size_t)k * HK_PAGE, HK_PAGE, HAK_HARDENED ? HK_DECOMMIT_DONTNEED : HK_KNOB(decommit));
+}
+
+/* Whether lean mode may make holes in s at all (punching and vacating). */
+static inline int hk_slab_holeable(const hk_slab_t *s) {
     if (HAK_HARDENED && !HK_HARDEN(HK_H_CANARY)) return 0;
     if (HK_KNOB(decommit) == HK_DECOMMIT_OFF) return 0;
-    if ((size_t)s->units * (HK_UNIT_SIZE / HK_PAGE) > HK_HOLE_MAX_PAGES) return 0;
+    return (size_t)s->units * (HK_UNIT_SIZE / HK_PAGE) <= HK_HOLE_MAX_PAGES;
+}
+
+static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
+    if (!hk_slab_holeable(s)) return 0;
     hk_slab_drain(h, s);
     uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
     if (s->local_count == 0 || carved > HK_TRIM_MAX_BLOCKS) return 0;
@@ -500,15 +543,7 @@ static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
         }
         s->local_count = hk_slab_relist(s, bits, carved);
         s->held += n;
-        if (s->holes == 0) { /* onto the class's list of holed slabs */
-            s->hole_next = h->holed[s->cls];
-            h->holed[s->cls] = s;
-        }
-        s->holes |= (uint64_t)1 << k;
-        h->cls_stats[s->cls].holes++;
-        /* hardened: discarded, whatever the knob says now (MADV_FREE may keep the contents), so that
-         * the page reads as zeros when it is taken back, even after a change of mode */
-        hk_os_decommit(s->start + (size_t)k * HK_PAGE, HK_PAGE, HAK_HARDENED ? HK_DECOMMIT_DONTNEED : HK_KNOB(decommit));
+        hk_slab_hole(h, s, k);
         return HK_PAGE;
     }
     /* No page: the list is still rebuilt in address order, so that the next refills take the lowest
@@ -554,9 +589,9 @@ static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s) {
         next = last + 1;
         h->cls_stats[s->cls].holes_back++;
     }
-    if (HAK_UNLIKELY(n != s->held)) hk_report(HK_FAULT_LINK_CORRUPT, s->start, s->cls); /* the counts disagree */
+    if (HAK_UNLIKELY(n != s->held - s->vacated)) hk_report(HK_FAULT_LINK_CORRUPT, s->start, s->cls); /* the counts disagree */
     s->local_count += n;
-    s->held = 0;
+    s->held = s->vacated; /* a page being vacated stays so */
     hk_holed_unlink(h, s);
     s->holes = 0;
 }
@@ -571,6 +606,149 @@ static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
         hk_list_remove(h, s);
         hk_list_push(h, s, HK_LIST_CUR);
     }
+}
+
+/* Whether this heap owns no slab of class c. */
+static inline int hk_class_idle(const hk_heap_t *h, unsigned c) {
+    return h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL;
+}
+
+/* ---- vacating: a page steered empty (lean mode) ---------------------------------------------------
+ * A page goes back only when all its blocks are free, and in a random workload a page can keep a live
+ * block or two for minutes: a freed block goes to the thread cache and is handed out again first,
+ * wherever it lies (the soak's owed pages stayed owed to the end of the run, RSS a page or four up).
+ * So when a repayment finds no free page, it picks one to vacate: the page with the fewest live
+ * blocks of the slabs a trade looks at, in a slab with at least a page's worth of free blocks besides
+ * (so that the class need not grow meanwhile), the largest class first on a tie. From then on the
+ * page's free blocks are held as they come back (cache flushes, and each repayment's look at the
+ * slab's list) instead of being handed out again, so a live block of the page, once freed, is not
+ * replaced there. When the last one is held, the page becomes a hole and the owed page is repaid. One
+ * page per heap. Rules:
+ *   - held blocks are counted in the slab's held and vacated and marked in h->vacate_bits; they keep
+ *     their free-state words (hardened: marker, fill and canary), so a second free of one is a double
+ *     free as for any free block; when the page becomes a hole they are checked as a malloc would
+ *     (a write into one is a write after free) and lose their canary like every held block;
+ *   - vacating stops, its blocks going back on the list, when the class would otherwise take a block
+ *     of a larger class or grow (cheaper than a new page), when no page is owed any more, when the
+ *     thread exits and when lean mode is switched off; a trim leaves the page carved, a slab given
+ *     back takes it along. */
+
+/* Ends the vacating with nothing to do: the slab was given back (its held blocks went with it) or
+ * the page became a hole. */
+static void hk_vacate_forget(hk_heap_t *h) {
+    h->vacate->vacated = 0;
+    memset(h->vacate_bits, 0, sizeof h->vacate_bits);
+    h->vacate = NULL;
+}
+
+/* Stops vacating: the held blocks of the page go back on the slab's list. */
+static void hk_vacate_stop(hk_heap_t *h) {
+    hk_slab_t *s = h->vacate;
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < HK_PAGE_BLOCK_WORDS; w++)
+        for (uint64_t m = h->vacate_bits[w]; m != 0; m &= m - 1) {
+            char *b = s->start + (size_t)(h->vacate_first + w * 64 + (uint32_t)__builtin_ctzll(m)) * s->block_size;
+            hk_link_set(b, s->local_free);
+            s->local_free = b;
+            n++;
+        }
+    if (HAK_UNLIKELY(n != s->vacated)) hk_report(HK_FAULT_LINK_CORRUPT, s->start, s->cls); /* the counts disagree */
+    s->local_count += n;
+    s->held -= n;
+    hk_vacate_forget(h);
+    if (n != 0 && s->list == HK_LIST_FULL) {
+        hk_list_remove(h, s);
+        hk_list_push(h, s, HK_LIST_PARTIAL);
+    }
+}
+
+/* Holds the free blocks of the page being vacated (those in the class's cache, on the slab's remote
+ * stack and on its list); when none of its blocks is live any more, the page becomes a hole. Returns
+ * the bytes given back. */
+static size_t hk_vacate_collect(hk_heap_t *h) {
+    hk_slab_t *s = h->vacate;
+    hk_tcache_flush_n(h, s->cls, hk_tc_count(&h->tc[s->cls]));
+    if ((s = h->vacate) == NULL) return 0; /* the flush emptied the slab, which was given back */
+    uint32_t k = h->vacate_page;
+    if ((s->holes >> k) & 1u) { /* punched meanwhile (all its blocks were free before any was held) */
+        hk_vacate_forget(h);
+        return 0;
+    }
+    hk_slab_drain(h, s);
+    void *prev = NULL;
+    uint32_t seen = 0, count = s->local_count;
+    for (void *b = s->local_free, *next; b != NULL; b = next) {
+        hk_harden_check_slab_block(s, b);
+        if (HAK_UNLIKELY(++seen > count)) hk_report(HK_FAULT_LINK_CORRUPT, b, s->cls); /* a cycle, or more than counted */
+        next = hk_link_get(b);
+        if (!hk_vacate_hold(h, s, b)) {
+            prev = b;
+            continue;
+        }
+        if (prev) hk_link_set(prev, next);
+        else s->local_free = next;
+        s->local_count--;
+    }
+    size_t bs = s->block_size;
+    for (uint32_t i = h->vacate_first; i <= h->vacate_last; i++)
+        if (!HK_BIT(h->vacate_bits, i - h->vacate_first) && !hk_slab_in_hole(s, (uintptr_t)i * bs)) return 0; /* live */
+    for (uint32_t i = h->vacate_first; HAK_HARDENED && i <= h->vacate_last; i++) {
+        if (!HK_BIT(h->vacate_bits, i - h->vacate_first)) continue;
+        char *b = s->start + (size_t)i * bs;
+        if (HAK_UNLIKELY(hk_harden_pop_bad(b, s->cls))) (void)hk_harden_alloc_fault(b, s->cls); /* reports */
+        *hk_canary_slot(b, bs) = 0; /* as every held block's */
+    }
+    hk_vacate_forget(h); /* the blocks stay held, now as those of a hole */
+    hk_slab_hole(h, s, k);
+    h->cls_stats[s->cls].vacated++;
+    return HK_PAGE;
+}
+
+/* The candidate to vacate so far. */
+typedef struct hk_vacate_pick {
+    hk_slab_t *s;
+    uint32_t page, live;
+} hk_vacate_pick_t;
+
+/* Looks at the pages of s (the caches were flushed) for a better candidate than *best. */
+static void hk_vacate_consider(hk_heap_t *h, hk_slab_t *s, hk_vacate_pick_t *best) {
+    if (!hk_slab_holeable(s)) return;
+    hk_slab_drain(h, s);
+    uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
+    if (s->local_count == 0 || carved > HK_TRIM_MAX_BLOCKS) return;
+    uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
+    memset(bits, 0, (carved + 63) / 64 * sizeof bits[0]);
+    hk_slab_free_bits(s, bits, carved);
+    size_t bs = s->block_size;
+    for (uint32_t k = 0; k < (uint32_t)((size_t)(s->bump - s->start) / HK_PAGE); k++) {
+        if ((s->holes >> k) & 1u) continue;
+        uint32_t first = hk_page_first(s, k), last = hk_page_last(s, k), live = 0, free = 0;
+        for (uint32_t i = first; i <= last; i++) {
+            if (HK_BIT(bits, i)) free++;
+            else if (!hk_slab_in_hole(s, (uintptr_t)i * bs)) live++;
+        }
+        if (live == 0 || live >= best->live || s->local_count - free < last - first + 1) continue;
+        best->s = s;
+        best->page = k;
+        best->live = live;
+    }
+}
+
+/* Picks a page to vacate (the caches were flushed) and holds its free blocks. */
+static void hk_vacate_pick(hk_heap_t *h) {
+    hk_vacate_pick_t best = {NULL, 0, UINT32_MAX};
+    for (unsigned c = HK_NCLASSES; c-- > 0;) {
+        if (hk_class_idle(h, c)) continue;
+        if (h->cur[c]) hk_vacate_consider(h, h->cur[c], &best);
+        hk_slab_t *p = h->partial[c];
+        for (unsigned i = 0; p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) hk_vacate_consider(h, p, &best);
+    }
+    if (best.s == NULL) return;
+    h->vacate = best.s;
+    h->vacate_page = best.page;
+    h->vacate_first = hk_page_first(best.s, best.page);
+    h->vacate_last = hk_page_last(best.s, best.page);
+    (void)hk_vacate_collect(h); /* not done: a block is live */
 }
 
 /* Trims the slabs this heap allocates from (each class's current slab and the first partial ones;
@@ -733,11 +911,6 @@ static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
 #define HK_BORROW_DEBT 32u
 #define HK_BORROW_WINDOW 4096u
 
-/* Whether this heap owns no slab of class c. */
-static inline int hk_class_idle(const hk_heap_t *h, unsigned c) {
-    return h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL;
-}
-
 /* Punches one hole in a slab of class c: its current slab, then its first partial ones (the slabs a
  * trade trims). Returns the bytes given back. */
 static size_t hk_class_punch(hk_heap_t *h, unsigned c) {
@@ -788,17 +961,19 @@ static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
 
 static void hk_heap_repay(hk_heap_t *h) {
     h->repay_at = h->refills;
-    size_t bytes = 0;
+    size_t bytes = h->vacate != NULL ? hk_vacate_collect(h) : 0;
     for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
         if (hk_class_idle(h, c)) continue;
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c])); /* cached blocks would count as live */
         bytes = hk_class_punch(h, c);
     }
+    if (bytes == 0 && h->vacate == NULL) hk_vacate_pick(h); /* no page is free: steer one empty */
     if (bytes) atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
     if (bytes || --h->repay_tries == 0) {
         h->owed--;
         h->repay_tries = HK_REPAY_TRIES;
     }
+    if (h->owed == 0 && h->vacate != NULL) hk_vacate_stop(h);
 }
 
 void *hk_tcache_refill(unsigned cls, int exact) {
@@ -817,6 +992,10 @@ void *hk_tcache_refill(unsigned cls, int exact) {
          * the class is above its old peak; frees of the class end it, and the limits above bound it. */
         if (HAK_UNLIKELY(h->owed != 0) && h->refills - h->repay_at >= HK_REPAY_EVERY) hk_heap_repay(h);
         void *b = hk_refill(h, cls, 1);
+        if (b == NULL && h->vacate != NULL && h->vacate->cls == cls) { /* the page's blocks, rather than others */
+            hk_vacate_stop(h);
+            b = hk_refill(h, cls, 1);
+        }
         if (b != NULL) {
             if (h->debt[cls] > 0) h->debt[cls]--;
             return b;
@@ -856,7 +1035,13 @@ void *hk_tcache_refill(unsigned cls, int exact) {
         h->debt[cls] = 0;
         h->debt_at[cls] = h->refills;
     }
-    /* The class grows: its holes first (their pages become resident again instead of new ones). */
+    /* The class grows: the page it is vacating and its holes first (their pages are resident, or become
+     * resident again instead of new ones). */
+    if (HAK_UNLIKELY(h->vacate != NULL) && h->vacate->cls == cls) {
+        hk_vacate_stop(h);
+        void *b = hk_refill(h, cls, 1);
+        if (b != NULL) return b;
+    }
     if (HAK_UNLIKELY(h->holed[cls] != NULL)) hk_slab_unpunch(h, h->holed[cls]);
     return hk_refill(h, cls, 0);
 }
