@@ -88,7 +88,7 @@ static uint32_t hk_slab_drain(hk_heap_t *h, hk_slab_t *s) {
 
 /* ---- releasing and abandoning ------------------------------------------------------------- */
 static void hk_holed_unlink(hk_heap_t *h, hk_slab_t *s);
-static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s);
+static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s, uint64_t mask);
 
 static void hk_vacate_forget(hk_heap_t *h);
 
@@ -134,7 +134,7 @@ static void hk_vacate_stop(hk_heap_t *h);
 
 static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
     if (s == h->vacate) hk_vacate_stop(h); /* an adopter would not know its held blocks ... */
-    if (s->holes) hk_slab_fill_holes(h, s); /* ... nor its holes */
+    if (s->holes) hk_slab_fill_holes(h, s, s->holes); /* ... nor its holes */
     hk_list_remove(h, s);
     h->cls_stats[s->cls].abandoned++;
     hk_lock(&hk_abandon_lock);
@@ -480,8 +480,8 @@ static inline uint32_t hk_page_last(const hk_slab_t *s, uint32_t k) {
  * back. A page whose blocks are all free can go back wherever it lies: its blocks leave the local
  * list and become held (on no list, not handed out; the hole mask says which pages, `held` how many
  * blocks), and the page is decommitted. The slab's other blocks are untouched. Before the class grows
- * (hk_tcache_refill), one of its holed slabs takes every hole back: the held blocks are written again as
- * fresh blocks and put on the local list, which makes those pages resident instead of new ones.
+ * (hk_tcache_refill), one of its holed slabs takes a hole back: the held blocks are written again as
+ * fresh blocks and put on the local list, which makes that page resident instead of a new one.
  * Rules:
  *   - only pages wholly below the bump (every block overlapping one is carved), of slabs of at most
  *     HK_HOLE_MAX_PAGES pages; a block overlapping two holes is held once;
@@ -562,13 +562,14 @@ static void hk_holed_unlink(hk_heap_t *h, hk_slab_t *s) {
     s->hole_next = NULL;
 }
 
-/* Takes every hole of slab s back: the held blocks go on the local list as fresh blocks. */
-static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s) {
+/* Takes the holes of slab s in mask back: the held blocks overlapping them go on the local list as
+ * fresh blocks. mask must hold every hole a block overlapping one of them also overlaps. */
+static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s, uint64_t mask) {
     size_t bs = s->block_size;
     uint32_t n = 0, next = 0;
     /* Every hole is checked before any block is written: a block spanning pages (32 KiB ones span
      * eight) may overlap two holes, and writing it for the first would put its canary in the second. */
-    for (uint64_t m = s->holes; m != 0 && HAK_HARDENED && HK_HARDEN(HK_H_UAF); m &= m - 1) {
+    for (uint64_t m = mask; m != 0 && HAK_HARDENED && HK_HARDEN(HK_H_UAF); m &= m - 1) {
         /* a discarded page reads as zeros until somebody writes to it */
         uint32_t k = (uint32_t)__builtin_ctzll(m);
         const uint64_t *w = (const uint64_t *)(s->start + (size_t)k * HK_PAGE);
@@ -576,7 +577,7 @@ static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s) {
             if (HAK_UNLIKELY(w[j] != 0))
                 hk_report(HK_FAULT_WRITE_AFTER_FREE, s->start + (size_t)hk_slab_index(s, (uintptr_t)k * HK_PAGE + j * 8) * bs, s->cls);
     }
-    for (uint64_t m = s->holes; m != 0; m &= m - 1) {
+    for (uint64_t m = mask; m != 0; m &= m - 1) {
         uint32_t k = (uint32_t)__builtin_ctzll(m);
         uint32_t first = hk_page_first(s, k), last = hk_page_last(s, k);
         for (uint32_t i = HK_MAX(first, next); i <= last; i++) {
@@ -589,17 +590,38 @@ static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s) {
         next = last + 1;
         h->cls_stats[s->cls].holes_back++;
     }
-    if (HAK_UNLIKELY(n != s->held - s->vacated)) hk_report(HK_FAULT_LINK_CORRUPT, s->start, s->cls); /* the counts disagree */
+    /* the counts disagree: more blocks than held, or (all holes) not as many */
+    if (HAK_UNLIKELY(n > s->held - s->vacated || (mask == s->holes && n != s->held - s->vacated)))
+        hk_report(HK_FAULT_LINK_CORRUPT, s->start, s->cls);
     s->local_count += n;
-    s->held = s->vacated; /* a page being vacated stays so */
-    hk_holed_unlink(h, s);
-    s->holes = 0;
+    s->held -= n; /* a page being vacated stays so */
+    s->holes &= ~mask;
+    if (s->holes == 0) hk_holed_unlink(h, s);
 }
 
-/* Takes every hole of slab s back (its class is about to grow), and makes s the class's current slab,
- * so the refill that follows takes the blocks instead of carving new pages. */
+/* The holes of s that come back with its hole k: k, and those a block overlapping one of them also
+ * overlaps (such a block is written whole when it comes back). */
+static uint64_t hk_hole_with_neighbours(const hk_slab_t *s, uint32_t k) {
+    uint64_t mask = (uint64_t)1 << k, grown;
+    do {
+        grown = mask;
+        for (uint64_t m = mask; m != 0; m &= m - 1) {
+            uint32_t j = (uint32_t)__builtin_ctzll(m);
+            uint32_t lo = (uint32_t)(((size_t)hk_page_first(s, j) * s->block_size) / HK_PAGE);
+            uint32_t hi = (uint32_t)(((size_t)hk_page_last(s, j) * s->block_size + s->block_size - 1) / HK_PAGE);
+            for (uint32_t p = lo; p <= hi && p < HK_HOLE_MAX_PAGES; p++) grown |= s->holes & ((uint64_t)1 << p);
+        }
+        if (grown == mask) return mask;
+        mask = grown;
+    } while (1);
+}
+
+/* Takes one hole of slab s back, its lowest (with the holes its blocks overlap), as the class is about
+ * to grow, and makes s the class's current slab, so the refill that follows takes the blocks instead of
+ * carving new pages. One page, as one is grown: taking every hole back at once made pages resident
+ * that no trade or debt accounted for (the soak's RSS rose by a page when a growth took back two). */
 static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
-    hk_slab_fill_holes(h, s);
+    hk_slab_fill_holes(h, s, hk_hole_with_neighbours(s, (uint32_t)__builtin_ctzll(s->holes)));
     if (h->cur[s->cls] != s) {
         if (h->cur[s->cls]) hk_cur_park(h, h->cur[s->cls]);
         if (s->used == 0 && s->list == HK_LIST_PARTIAL && h->empty[s->cls] > 0) h->empty[s->cls]--; /* the spare is back in use */
