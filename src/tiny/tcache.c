@@ -95,6 +95,11 @@ static void hk_vacate_forget(hk_heap_t *h);
 static void hk_slab_give_back(hk_heap_t *h, hk_slab_t *s) {
     if (s->holes) hk_holed_unlink(h, s); /* its holes go with its pages */
     if (s == h->vacate) hk_vacate_forget(h); /* and the page being vacated */
+    if (h->owed != 0) { /* lean mode: its resident pages repay owed ones (a class whose slab empties
+                         * and is taken again owed a page each time, and was never repaid) */
+        uint32_t pages = (uint32_t)((size_t)(s->committed - s->start) / HK_PAGE) - (uint32_t)__builtin_popcountll(s->holes);
+        h->owed -= HK_MIN(h->owed, pages);
+    }
     hk_list_remove(h, s);
     h->cls_stats[s->cls].slabs_released++;
     hk_ss_slab_release(s);
@@ -619,15 +624,18 @@ static uint64_t hk_hole_with_neighbours(const hk_slab_t *s, uint32_t k) {
 /* Takes one hole of slab s back, its lowest (with the holes its blocks overlap), as the class is about
  * to grow, and makes s the class's current slab, so the refill that follows takes the blocks instead of
  * carving new pages. One page, as one is grown: taking every hole back at once made pages resident
- * that no trade or debt accounted for (the soak's RSS rose by a page when a growth took back two). */
-static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
-    hk_slab_fill_holes(h, s, hk_hole_with_neighbours(s, (uint32_t)__builtin_ctzll(s->holes)));
+ * that no trade or debt accounted for (the soak's RSS rose by a page when a growth took back two).
+ * Returns the pages taken back. */
+static uint32_t hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
+    uint64_t mask = hk_hole_with_neighbours(s, (uint32_t)__builtin_ctzll(s->holes));
+    hk_slab_fill_holes(h, s, mask);
     if (h->cur[s->cls] != s) {
         if (h->cur[s->cls]) hk_cur_park(h, h->cur[s->cls]);
         if (s->used == 0 && s->list == HK_LIST_PARTIAL && h->empty[s->cls] > 0) h->empty[s->cls]--; /* the spare is back in use */
         hk_list_remove(h, s);
         hk_list_push(h, s, HK_LIST_CUR);
     }
+    return (uint32_t)__builtin_popcountll(mask);
 }
 
 /* Whether this heap owns no slab of class c. */
@@ -1013,6 +1021,7 @@ void *hk_tcache_refill(unsigned cls, int exact) {
          * unit). Only when none has one does the class grow. The cost is a slow path per malloc while
          * the class is above its old peak; frees of the class end it, and the limits above bound it. */
         if (HAK_UNLIKELY(h->owed != 0) && h->refills - h->repay_at >= HK_REPAY_EVERY) hk_heap_repay(h);
+        if (HAK_UNLIKELY(h->vacate != NULL) && h->owed == 0) hk_vacate_stop(h); /* repaid otherwise */
         void *b = hk_refill(h, cls, 1);
         if (b == NULL && h->vacate != NULL && h->vacate->cls == cls) { /* the page's blocks, rather than others */
             hk_vacate_stop(h);
@@ -1064,7 +1073,15 @@ void *hk_tcache_refill(unsigned cls, int exact) {
         void *b = hk_refill(h, cls, 1);
         if (b != NULL) return b;
     }
-    if (HAK_UNLIKELY(h->holed[cls] != NULL)) hk_slab_unpunch(h, h->holed[cls]);
+    if (HAK_UNLIKELY(h->holed[cls] != NULL)) {
+        /* pages past the one the class needs (a block of the hole overlapped another) are owed too */
+        uint32_t extra = hk_slab_unpunch(h, h->holed[cls]) - 1;
+        if (HK_KNOB(lean) && extra != 0 && h->refills >= HK_OWE_AFTER) {
+            if (h->owed == 0) h->repay_tries = HK_REPAY_TRIES;
+            h->owed = HK_MIN(h->owed + extra, HK_OWED_MAX);
+            h->repay_at = h->refills;
+        }
+    }
     return hk_refill(h, cls, 0);
 }
 
