@@ -124,6 +124,7 @@ int hak_debug_check_thread(hak_check_report_t *rep) {
 typedef struct hk_walk_ctx {
     hak_check_report_t *rep;
     int ok;
+    int64_t resident; /* the calling thread's slabs' pages, against its ledger */
     uint8_t seen[8192 / 8];
 } hk_walk_ctx_t;
 
@@ -212,6 +213,7 @@ static void hk_walk_region(hk_superslab_t *ss, void *arg) {
             w->ok = hk_rep_fail(w->rep, "heap.local", s->start, s->cls, "local count differs from list length");
             return;
         }
+        if (hk_slab_owner(s) == h->token) w->resident += hk_slab_resident(s);
     }
 }
 
@@ -222,7 +224,14 @@ int hak_debug_check_heap(hak_check_report_t *rep) {
     static hk_walk_ctx_t ctx; /* large; serialised by the region lock held during the walk */
     ctx.rep = rep;
     ctx.ok = 1;
+    ctx.resident = 0;
     hk_ss_foreach(hk_walk_region, &ctx);
+    if (ctx.ok && hk_tls_heap.state == HK_HEAP_ACTIVE && ctx.resident != hk_tls_heap.resident) {
+        char text[128];
+        snprintf(text, sizeof text, "the thread's slabs have %lld pages up to their committed marks less holes, its ledger says %lld",
+                 (long long)ctx.resident, (long long)hk_tls_heap.resident);
+        ctx.ok = hk_rep_fail(rep, "heap.ledger", NULL, -1, text);
+    }
     return ctx.ok ? hk_rep_ok(rep) : 0;
 }
 

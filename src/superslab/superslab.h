@@ -125,6 +125,12 @@ HK_INLINE int hk_slab_in_hole(const hk_slab_t *s, uintptr_t off) {
     return (s->holes & ((~(uint64_t)0 >> (63 - (k1 - k0))) << k0)) != 0;
 }
 
+/* The pages of s that count as resident in its owner's ledger (hk_heap_t.resident): those up to its
+ * committed mark, less its holes. */
+HK_INLINE int64_t hk_slab_resident(const hk_slab_t *s) {
+    return (int64_t)((size_t)(s->committed - s->start) / HK_PAGE) - __builtin_popcountll(s->holes);
+}
+
 /* Takes a slab for class cls (units, block size from the class table), owned by `owner`. NULL if out of memory. */
 HK_HIDDEN hk_slab_t *hk_ss_slab_new(int cls, uint64_t owner);
 /* Gives an empty slab (used == 0) back to its region. The caller owns it and has unlinked it. */

@@ -65,7 +65,11 @@ typedef struct hk_heap {
     uint64_t grown_at[HK_NCLASSES];  /* lean mode: `refills` when the class last grew */
     uint64_t debt_at[HK_NCLASSES];   /* lean mode: `refills` when the class's borrowing window began */
     uint32_t debt[HK_NCLASSES];      /* lean mode: blocks borrowed from larger classes in the window, less own refills */
-    uint32_t owed;                   /* lean mode: pages made resident by trades that found none to give back */
+    int64_t resident;                /* pages of this heap's slabs it made resident less those it gave back
+                                      * (a ledger kept on the slow paths in every mode, tiny/tcache.c) */
+    int64_t resident_peak;           /* the most `resident` has been (since the last hak_collect) */
+    int64_t resident_cap;            /* lean mode: the pages the heap keeps to once settled (0: not yet):
+                                      * the peak at that moment; pages above it are owed (hk_heap_repay) */
     uint32_t repay_tries;            /* attempts left to repay the oldest owed page (hk_heap_repay) */
     uint64_t repay_at;               /* `refills` at the last attempt */
     hk_slab_t *holed[HK_NCLASSES];   /* lean mode: the class's slabs owned here that have holes (linked by

@@ -92,14 +92,16 @@ static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s, uint64_t mask);
 
 static void hk_vacate_forget(hk_heap_t *h);
 
+/* Pages made resident, in the heap's ledger (and its peak). */
+static inline void hk_ledger_add(hk_heap_t *h, int64_t pages) {
+    h->resident += pages;
+    if (h->resident > h->resident_peak) h->resident_peak = h->resident;
+}
+
 static void hk_slab_give_back(hk_heap_t *h, hk_slab_t *s) {
     if (s->holes) hk_holed_unlink(h, s); /* its holes go with its pages */
     if (s == h->vacate) hk_vacate_forget(h); /* and the page being vacated */
-    if (h->owed != 0) { /* lean mode: its resident pages repay owed ones (a class whose slab empties
-                         * and is taken again owed a page each time, and was never repaid) */
-        uint32_t pages = (uint32_t)((size_t)(s->committed - s->start) / HK_PAGE) - (uint32_t)__builtin_popcountll(s->holes);
-        h->owed -= HK_MIN(h->owed, pages);
-    }
+    h->resident -= hk_slab_resident(s);
     hk_list_remove(h, s);
     h->cls_stats[s->cls].slabs_released++;
     hk_ss_slab_release(s);
@@ -140,6 +142,7 @@ static void hk_vacate_stop(hk_heap_t *h);
 static void hk_slab_abandon(hk_heap_t *h, hk_slab_t *s) {
     if (s == h->vacate) hk_vacate_stop(h); /* an adopter would not know its held blocks ... */
     if (s->holes) hk_slab_fill_holes(h, s, s->holes); /* ... nor its holes */
+    h->resident -= hk_slab_resident(s);
     hk_list_remove(h, s);
     h->cls_stats[s->cls].abandoned++;
     hk_lock(&hk_abandon_lock);
@@ -165,7 +168,10 @@ static hk_slab_t *hk_slab_adopt(hk_heap_t *h, unsigned cls) {
     hk_slab_t *s = hk_abandoned[cls];
     if (s) hk_abandoned_unlink_locked(h, s);
     hk_unlock(&hk_abandon_lock);
-    if (s) h->cls_stats[cls].adopted++;
+    if (s) {
+        h->cls_stats[cls].adopted++;
+        hk_ledger_add(h, hk_slab_resident(s));
+    }
     return s;
 }
 
@@ -216,7 +222,10 @@ static void hk_heap_load_knobs(hk_heap_t *h) {
         h->tc[c].cap = cap;
         h->batch[c] = HK_MAX(1u, HK_KNOB(tcache_batch[c]));
     }
-    if (h->vacate != NULL && !HK_KNOB(lean)) hk_vacate_stop(h); /* only lean mode repays pages */
+    if (!HK_KNOB(lean)) { /* only lean mode repays pages; switched on again, it settles anew */
+        if (h->vacate != NULL) hk_vacate_stop(h);
+        h->resident_cap = 0;
+    }
 }
 
 void hk_heap_init(hk_heap_t *h) {
@@ -303,7 +312,10 @@ static void hk_heap_collect_own(hk_heap_t *h, int sweep) {
         }
         h->empty[c] = 0; /* every empty slab was given back */
     }
-    if (sweep) hk_heap_trim(h); /* hak_collect: the free tails of the slabs still in use too */
+    if (sweep) {
+        hk_heap_trim(h); /* hak_collect: the free tails of the slabs still in use too */
+        h->resident_peak = h->resident; /* memory given back on purpose: the peak starts again */
+    }
 }
 
 void hk_heap_collect(hk_heap_t *h) { hk_heap_collect_own(h, 1); }
@@ -336,7 +348,7 @@ void hk_heap_stats_sum(hk_heap_stats_t out[HK_NCLASSES]) {
 
 /* ---- refill ------------------------------------------------------------------------------------ */
 /* Carves up to `want` never-used blocks of s into a list; returns its head. */
-static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
+static void *hk_slab_carve(hk_heap_t *h, hk_slab_t *s, uint32_t want, uint32_t *got) {
     size_t bs = s->block_size;
     uint32_t avail = (uint32_t)((size_t)(s->end - s->bump) / bs);
     uint32_t n = HK_MIN(want, avail);
@@ -348,7 +360,10 @@ static void *hk_slab_carve(hk_slab_t *s, uint32_t want, uint32_t *got) {
     }
     s->bump += (size_t)n * bs;
     char *touched = (char *)HK_ALIGN_UP((uintptr_t)s->bump, (uintptr_t)HK_PAGE);
-    if (touched > s->committed) s->committed = touched;
+    if (touched > s->committed) {
+        hk_ledger_add(h, (int64_t)((size_t)(touched - s->committed) / HK_PAGE));
+        s->committed = touched;
+    }
     *got = n;
     return first;
 }
@@ -470,6 +485,7 @@ static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
     size_t len = (size_t)(s->committed - from);
     hk_os_decommit(from, len, HK_KNOB(decommit));
     s->committed = from;
+    h->resident -= (int64_t)(len / HK_PAGE);
     return len;
 }
 
@@ -511,6 +527,7 @@ static void hk_slab_hole(hk_heap_t *h, hk_slab_t *s, uint32_t k) {
     }
     s->holes |= (uint64_t)1 << k;
     h->cls_stats[s->cls].holes++;
+    h->resident--;
     /* hardened: discarded, whatever the knob says now (MADV_FREE may keep the contents), so that
      * the page reads as zeros when it is taken back, even after a change of mode */
     hk_os_decommit(s->start + (size_t)k * HK_PAGE, HK_PAGE, HAK_HARDENED ? HK_DECOMMIT_DONTNEED : HK_KNOB(decommit));
@@ -601,6 +618,7 @@ static void hk_slab_fill_holes(hk_heap_t *h, hk_slab_t *s, uint64_t mask) {
     s->local_count += n;
     s->held -= n; /* a page being vacated stays so */
     s->holes &= ~mask;
+    hk_ledger_add(h, __builtin_popcountll(mask));
     if (s->holes == 0) hk_holed_unlink(h, s);
 }
 
@@ -624,9 +642,8 @@ static uint64_t hk_hole_with_neighbours(const hk_slab_t *s, uint32_t k) {
 /* Takes one hole of slab s back, its lowest (with the holes its blocks overlap), as the class is about
  * to grow, and makes s the class's current slab, so the refill that follows takes the blocks instead of
  * carving new pages. One page, as one is grown: taking every hole back at once made pages resident
- * that no trade or debt accounted for (the soak's RSS rose by a page when a growth took back two).
- * Returns the pages taken back. */
-static uint32_t hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
+ * that no trade or debt accounted for (the soak's RSS rose by a page when a growth took back two). */
+static void hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
     uint64_t mask = hk_hole_with_neighbours(s, (uint32_t)__builtin_ctzll(s->holes));
     hk_slab_fill_holes(h, s, mask);
     if (h->cur[s->cls] != s) {
@@ -635,7 +652,6 @@ static uint32_t hk_slab_unpunch(hk_heap_t *h, hk_slab_t *s) {
         hk_list_remove(h, s);
         hk_list_push(h, s, HK_LIST_CUR);
     }
-    return (uint32_t)__builtin_popcountll(mask);
 }
 
 /* Whether this heap owns no slab of class c. */
@@ -863,7 +879,7 @@ static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
                     cw = HK_MIN(cw, room);
                 }
                 uint32_t n;
-                void *list = hk_slab_carve(s, cw, &n);
+                void *list = hk_slab_carve(h, s, cw, &n);
                 if (tail) hk_link_set(tail, list);
                 else tc->head = list;
                 got += n;
@@ -989,6 +1005,14 @@ static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
 /* Refills of the thread before growths outside a trade are owed: the heap's first growth is not. */
 #define HK_OWE_AFTER 65536u
 
+/* Pages the heap owes: those of its ledger above the cap, at most HK_OWED_MAX (the cap follows a
+ * ledger that rose further: a live set that really grew has no pages to give). */
+static uint32_t hk_owed(hk_heap_t *h) {
+    if (h->resident_cap == 0 || h->resident <= h->resident_cap) return 0;
+    if (h->resident - h->resident_cap > HK_OWED_MAX) h->resident_cap = h->resident - HK_OWED_MAX;
+    return (uint32_t)(h->resident - h->resident_cap);
+}
+
 static void hk_heap_repay(hk_heap_t *h) {
     h->repay_at = h->refills;
     size_t bytes = h->vacate != NULL ? hk_vacate_collect(h) : 0;
@@ -999,11 +1023,9 @@ static void hk_heap_repay(hk_heap_t *h) {
     }
     if (bytes == 0 && h->vacate == NULL) hk_vacate_pick(h); /* no page is free: steer one empty */
     if (bytes) atomic_fetch_add_explicit(&hk_ss_counters.lean_decommit, 1, memory_order_relaxed);
-    if (bytes || --h->repay_tries == 0) {
-        h->owed--;
-        h->repay_tries = HK_REPAY_TRIES;
-    }
-    if (h->owed == 0 && h->vacate != NULL) hk_vacate_stop(h);
+    if (bytes == 0 && --h->repay_tries == 0) h->resident_cap++; /* given up */
+    if (bytes || h->repay_tries == 0) h->repay_tries = HK_REPAY_TRIES;
+    if (hk_owed(h) == 0 && h->vacate != NULL) hk_vacate_stop(h);
 }
 
 void *hk_tcache_refill(unsigned cls, int exact) {
@@ -1020,8 +1042,9 @@ void *hk_tcache_refill(unsigned cls, int exact) {
          * keeps its own class (free, usable size and the hardened checks take the class from its
          * unit). Only when none has one does the class grow. The cost is a slow path per malloc while
          * the class is above its old peak; frees of the class end it, and the limits above bound it. */
-        if (HAK_UNLIKELY(h->owed != 0) && h->refills - h->repay_at >= HK_REPAY_EVERY) hk_heap_repay(h);
-        if (HAK_UNLIKELY(h->vacate != NULL) && h->owed == 0) hk_vacate_stop(h); /* repaid otherwise */
+        if (HAK_UNLIKELY(h->resident_cap == 0) && h->refills >= HK_OWE_AFTER) h->resident_cap = HK_MAX(h->resident_peak, 1);
+        if (HAK_UNLIKELY(hk_owed(h) != 0) && h->refills - h->repay_at >= HK_REPAY_EVERY) hk_heap_repay(h);
+        if (HAK_UNLIKELY(h->vacate != NULL) && hk_owed(h) == 0) hk_vacate_stop(h); /* repaid otherwise */
         void *b = hk_refill(h, cls, 1);
         if (b == NULL && h->vacate != NULL && h->vacate->cls == cls) { /* the page's blocks, rather than others */
             hk_vacate_stop(h);
@@ -1058,9 +1081,11 @@ void *hk_tcache_refill(unsigned cls, int exact) {
          * so often that slabs emptied by the flushes were given back and taken again, 131,000
          * madvise calls in a 5-minute soak); it owes its page, and so does a class that grows
          * again within its warm-up, once the thread is past its own (HK_OWE_AFTER). */
-        if ((settled ? hk_heap_trim_other(h, cls) == 0 : h->refills >= HK_OWE_AFTER) && h->owed < HK_OWED_MAX) {
-            if (h->owed++ == 0) h->repay_tries = HK_REPAY_TRIES;
-            h->repay_at = h->refills;
+        if (settled && hk_heap_trim_other(h, cls) == 0 && h->resident_cap == 0)
+            h->resident_cap = HK_MAX(h->resident_peak, 1); /* settled: the most pages the warm-up needed */
+        if (h->resident_cap != 0) {
+            if (hk_owed(h) == 0) h->repay_tries = HK_REPAY_TRIES;
+            h->repay_at = h->refills; /* the page about to be owed is looked for later, not now */
         }
         h->grown_at[cls] = h->refills;
         h->debt[cls] = 0;
@@ -1073,15 +1098,7 @@ void *hk_tcache_refill(unsigned cls, int exact) {
         void *b = hk_refill(h, cls, 1);
         if (b != NULL) return b;
     }
-    if (HAK_UNLIKELY(h->holed[cls] != NULL)) {
-        /* pages past the one the class needs (a block of the hole overlapped another) are owed too */
-        uint32_t extra = hk_slab_unpunch(h, h->holed[cls]) - 1;
-        if (HK_KNOB(lean) && extra != 0 && h->refills >= HK_OWE_AFTER) {
-            if (h->owed == 0) h->repay_tries = HK_REPAY_TRIES;
-            h->owed = HK_MIN(h->owed + extra, HK_OWED_MAX);
-            h->repay_at = h->refills;
-        }
-    }
+    if (HAK_UNLIKELY(h->holed[cls] != NULL)) hk_slab_unpunch(h, h->holed[cls]);
     return hk_refill(h, cls, 0);
 }
 
@@ -1100,6 +1117,7 @@ static int hk_slab_try_adopt(hk_heap_t *h, hk_slab_t *s) {
     hk_unlock(&hk_abandon_lock);
     if (!mine) return 0;
     h->cls_stats[s->cls].adopted++;
+    hk_ledger_add(h, hk_slab_resident(s));
     hk_slab_drain(h, s);
     hk_list_push(h, s, s->local_free ? HK_LIST_PARTIAL : HK_LIST_FULL);
     return 1;
