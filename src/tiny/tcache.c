@@ -992,17 +992,24 @@ static size_t hk_heap_trim_other(hk_heap_t *h, unsigned cls) {
     return bytes;
 }
 
-/* A trade that finds no page to give back still grows the class: the page is owed. A page whose
- * blocks are all free often appears later (a class's live count falls back from its peak; the
- * trades' rebuilt lists hand out the lowest blocks first), so every HK_REPAY_EVERY refills of the
- * thread the owed page is looked for again, as a hole only: a free tail is where its class carves
- * next (repaying with tails was tried: the class carved the tail again within milliseconds). An owed
- * page is given up after HK_REPAY_TRIES attempts (a live set that really grew has no page to give),
- * and at most HK_OWED_MAX are kept. */
+/* Owed pages. Every heap keeps a ledger of the pages of its slabs (h->resident: pages up to each
+ * slab's committed mark, less holes; carving, taking a hole back and adopting a slab add, a hole, a
+ * trim and a slab given back or abandoned subtract; the heap walker checks it against the thread's
+ * slabs). A lean heap settles once a trade finds no page to give back, or at HK_OWE_AFTER refills:
+ * its cap is then the most pages the ledger has held (since the last hak_collect), and pages above
+ * the cap are owed. Counting events instead (a page owed per growth that found nothing to trade) left
+ * pages unaccounted: a growth that took back two holes, a slab emptied, given back and taken again.
+ * A page whose blocks are all free often appears later (a class's live count falls back from its
+ * peak; the trades' rebuilt lists hand out the lowest blocks first), so every HK_REPAY_EVERY refills
+ * of the thread an owed page is looked for, as a hole only: a free tail is where its class carves
+ * next (repaying with tails was tried: the class carved the tail again within milliseconds); failing
+ * that, a page is vacated (above). An owed page is given up (the cap rises by one) after
+ * HK_REPAY_TRIES attempts (a live set that really grew has no page to give), and at most HK_OWED_MAX
+ * are owed (the cap follows a ledger that rose further). */
 #define HK_REPAY_EVERY 4096u
 #define HK_REPAY_TRIES 4096u
 #define HK_OWED_MAX 16u
-/* Refills of the thread before growths outside a trade are owed: the heap's first growth is not. */
+/* Refills of the thread after which a lean heap settles at the latest. */
 #define HK_OWE_AFTER 65536u
 
 /* Pages the heap owes: those of its ledger above the cap, at most HK_OWED_MAX (the cap follows a
@@ -1059,7 +1066,7 @@ void *hk_tcache_refill(unsigned cls, int exact) {
             h->debt[cls] = 0;
         }
         /* past its warm-up and within its window's debt it may borrow, or trade (below); past its
-         * warm-up with its window's debt spent it grows and owes the page */
+         * warm-up with its window's debt spent it grows (the page is owed if above the cap) */
         int warm = h->refills - h->grown_at[cls] >= HK_BORROW_AFTER, settled = warm && h->debt[cls] < HK_BORROW_DEBT;
         if (settled) {
             uint32_t limit = hk_class_info[cls].size * HK_BORROW_MAX_RATIO;
@@ -1075,12 +1082,12 @@ void *hk_tcache_refill(unsigned cls, int exact) {
         /* No lender (the largest class a workload uses has none): trade a page instead. A free tail
          * or a free page of another class's slab is given back first (hk_heap_trim_other), so the
          * page this class is about to make resident leaves the resident total as it was; when there
-         * is none, the page is owed (hk_heap_repay). Only past the warm-up: a class trades at most
-         * once per HK_BORROW_AFTER refills of the thread. A class that has borrowed its window's
-         * worth does not trade (a trade flushes every cache: classes whose demand moved up traded
-         * so often that slabs emptied by the flushes were given back and taken again, 131,000
-         * madvise calls in a 5-minute soak); it owes its page, and so does a class that grows
-         * again within its warm-up, once the thread is past its own (HK_OWE_AFTER). */
+         * is none, the heap settles if it has not yet, and the page is owed (the ledger rises above
+         * the cap; hk_heap_repay). Only past the warm-up: a class trades at most once per
+         * HK_BORROW_AFTER refills of the thread. A class that has borrowed its window's worth does
+         * not trade (a trade flushes every cache: classes whose demand moved up traded so often that
+         * slabs emptied by the flushes were given back and taken again, 131,000 madvise calls in a
+         * 5-minute soak); past the cap, its page is owed like any other. */
         if (settled && hk_heap_trim_other(h, cls) == 0 && h->resident_cap == 0)
             h->resident_cap = HK_MAX(h->resident_peak, 1); /* settled: the most pages the warm-up needed */
         if (h->resident_cap != 0) {
