@@ -758,7 +758,8 @@ typedef struct hk_vacate_pick {
 
 /* Looks at the pages of s (the caches were flushed) for a better candidate than *best. */
 static void hk_vacate_consider(hk_heap_t *h, hk_slab_t *s, hk_vacate_pick_t *best) {
-    if (!hk_slab_holeable(s)) return;
+    /* s->vacated != 0: blocks of a page another thread was vacating (a forked child adopted the slab) */
+    if (!hk_slab_holeable(s) || s->vacated != 0) return;
     hk_slab_drain(h, s);
     uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
     if (s->local_count == 0 || carved > HK_TRIM_MAX_BLOCKS) return;
