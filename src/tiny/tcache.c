@@ -659,6 +659,14 @@ static inline int hk_class_idle(const hk_heap_t *h, unsigned c) {
     return h->cur[c] == NULL && h->partial[c] == NULL && h->full[c] == NULL;
 }
 
+/* Refills of the thread within which a class that grew is not asked to repay a page: its free page
+ * is the one its next peak takes back (the soak's largest class repaid with its own pages, took them
+ * back, grew and owed again: ten madvise calls and page faults a second, RSS swinging by 16 KiB). */
+#define HK_REPAY_QUIET 16384u
+static inline int hk_class_grew_lately(const hk_heap_t *h, unsigned c) {
+    return h->grown_at[c] != 0 && h->refills - h->grown_at[c] < HK_REPAY_QUIET;
+}
+
 /* ---- vacating: a page steered empty (lean mode) ---------------------------------------------------
  * A page goes back only when all its blocks are free, and in a random workload a page can keep a live
  * block or two for minutes: a freed block goes to the thread cache and is handed out again first,
@@ -785,7 +793,7 @@ static void hk_vacate_consider(hk_heap_t *h, hk_slab_t *s, hk_vacate_pick_t *bes
 static void hk_vacate_pick(hk_heap_t *h) {
     hk_vacate_pick_t best = {NULL, 0, UINT32_MAX};
     for (unsigned c = HK_NCLASSES; c-- > 0;) {
-        if (hk_class_idle(h, c)) continue;
+        if (hk_class_idle(h, c) || hk_class_grew_lately(h, c)) continue;
         if (h->cur[c]) hk_vacate_consider(h, h->cur[c], &best);
         hk_slab_t *p = h->partial[c];
         for (unsigned i = 0; p != NULL && i < HK_PARTIAL_SCAN; i++, p = p->next) hk_vacate_consider(h, p, &best);
@@ -1025,7 +1033,7 @@ static void hk_heap_repay(hk_heap_t *h) {
     h->repay_at = h->refills;
     size_t bytes = h->vacate != NULL ? hk_vacate_collect(h) : 0;
     for (unsigned c = HK_NCLASSES; bytes == 0 && c-- > 0;) {
-        if (hk_class_idle(h, c)) continue;
+        if (hk_class_idle(h, c) || hk_class_grew_lately(h, c)) continue;
         hk_tcache_flush_n(h, c, hk_tc_count(&h->tc[c])); /* cached blocks would count as live */
         bytes = hk_class_punch(h, c);
     }
