@@ -941,6 +941,7 @@ static void *hk_refill(hk_heap_t *h, unsigned cls, int no_grow) {
                 return NULL;
             }
             h->cls_stats[cls].slabs_new++;
+            hk_ledger_add(h, hk_slab_resident(s)); /* a reused unit's pages may still be resident */
         } else {
             hk_list_remove(h, s);
         }
