@@ -180,11 +180,12 @@ static void hk_walk_region(hk_superslab_t *ss, void *arg) {
             }
         }
         /* ... and so are the blocks of a page being vacated (this thread's: the heap says which) */
-        if (s == h->vacate) {
+        if (s == hk_tls_heap.vacate) {
+            const hk_heap_t *v = &hk_tls_heap;
             uint32_t vacated = 0;
-            for (uint32_t i = h->vacate_first; i <= h->vacate_last; i++) {
-                uint32_t j = i - h->vacate_first;
-                if (!((h->vacate_bits[j / 64] >> (j % 64)) & 1u)) continue;
+            for (uint32_t i = v->vacate_first; i <= v->vacate_last; i++) {
+                uint32_t j = i - v->vacate_first;
+                if (!((v->vacate_bits[j / 64] >> (j % 64)) & 1u)) continue;
                 vacated++;
                 if (w->seen[i >> 3] & (1u << (i & 7))) {
                     w->ok = hk_rep_fail(w->rep, "heap.vacate", s->start + (size_t)i * s->block_size, s->cls,
