@@ -73,7 +73,7 @@ typedef struct hk_heap {
     uint32_t repay_tries;            /* attempts left to repay the oldest owed page (hk_heap_repay) */
     uint64_t repay_at;               /* `refills` at the last attempt */
     hk_slab_t *holed[HK_NCLASSES];   /* lean mode: the class's slabs owned here that have holes (linked by
-                                      * hole_next); the first takes its holes back before the class grows */
+                                      * hole_next); the first takes a hole back before the class grows */
     hk_slab_t *vacate;               /* lean mode: the slab of the page being vacated (hk_heap_repay), or NULL */
     uint32_t vacate_page;            /* that page (from the slab's start) ... */
     uint32_t vacate_first, vacate_last; /* ... and the first and last block overlapping it */
