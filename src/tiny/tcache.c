@@ -458,6 +458,17 @@ static uint32_t hk_slab_relist(hk_slab_t *s, const uint64_t *bits, uint32_t limi
     return n;
 }
 
+/* Drains s's remote stack and marks its free blocks (those on its local list) in bits. Returns how many
+ * blocks are carved, or 0 when s has no free block or is too large for the bitmap (bits untouched). */
+static uint32_t hk_slab_free_map(hk_heap_t *h, hk_slab_t *s, uint64_t *bits) {
+    hk_slab_drain(h, s);
+    uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
+    if (s->local_count == 0 || carved > HK_TRIM_MAX_BLOCKS) return 0;
+    memset(bits, 0, (carved + 63) / 64 * sizeof bits[0]);
+    hk_slab_free_bits(s, bits, carved);
+    return carved;
+}
+
 /* ---- trimming a slab's free tail ------------------------------------------------------------------ */
 /* Gives back the free tail of slab s (owner only; hak_collect, malloc_trim and lean trades). Its remote
  * stack is drained, then its free blocks (those on its local list) are marked in a bitmap: the run of
@@ -467,12 +478,9 @@ static uint32_t hk_slab_relist(hk_slab_t *s, const uint64_t *bits, uint32_t limi
  * carved (on the rebuilt list). Keeps used + local_count + held + uncarved == capacity. Returns the
  * bytes given back. */
 static size_t hk_slab_trim(hk_heap_t *h, hk_slab_t *s, uint32_t spare) {
-    hk_slab_drain(h, s);
-    uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
-    if (s->local_count > 0 && carved <= HK_TRIM_MAX_BLOCKS) {
-        uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
-        memset(bits, 0, (carved + 63) / 64 * sizeof bits[0]);
-        hk_slab_free_bits(s, bits, carved);
+    uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
+    uint32_t carved = hk_slab_free_map(h, s, bits);
+    if (carved != 0) {
         uint32_t keep = carved;
         while (keep > 0 && HK_BIT(bits, keep - 1)) keep--;
         keep = HK_MIN(carved, keep + spare);
@@ -542,12 +550,9 @@ static inline int hk_slab_holeable(const hk_slab_t *s) {
 
 static size_t hk_slab_punch(hk_heap_t *h, hk_slab_t *s) {
     if (!hk_slab_holeable(s)) return 0;
-    hk_slab_drain(h, s);
-    uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
-    if (s->local_count == 0 || carved > HK_TRIM_MAX_BLOCKS) return 0;
     uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
-    memset(bits, 0, (carved + 63) / 64 * sizeof bits[0]);
-    hk_slab_free_bits(s, bits, carved);
+    uint32_t carved = hk_slab_free_map(h, s, bits);
+    if (carved == 0) return 0;
     size_t bs = s->block_size;
     /* the highest page first: live blocks gather at the slab's start (refills take the lowest) */
     for (uint32_t k = (uint32_t)((size_t)(s->bump - s->start) / HK_PAGE); k-- > 0;) {
@@ -768,12 +773,8 @@ typedef struct hk_vacate_pick {
 static void hk_vacate_consider(hk_heap_t *h, hk_slab_t *s, hk_vacate_pick_t *best) {
     /* s->vacated != 0: blocks of a page another thread was vacating (a forked child adopted the slab) */
     if (!hk_slab_holeable(s) || s->vacated != 0) return;
-    hk_slab_drain(h, s);
-    uint32_t carved = hk_slab_index(s, (uintptr_t)(s->bump - s->start));
-    if (s->local_count == 0 || carved > HK_TRIM_MAX_BLOCKS) return;
     uint64_t bits[HK_TRIM_MAX_BLOCKS / 64];
-    memset(bits, 0, (carved + 63) / 64 * sizeof bits[0]);
-    hk_slab_free_bits(s, bits, carved);
+    if (hk_slab_free_map(h, s, bits) == 0) return;
     size_t bs = s->block_size;
     for (uint32_t k = 0; k < (uint32_t)((size_t)(s->bump - s->start) / HK_PAGE); k++) {
         if ((s->holes >> k) & 1u) continue;
@@ -1045,6 +1046,14 @@ static void hk_heap_repay(hk_heap_t *h) {
     if (hk_owed(h) == 0 && h->vacate != NULL) hk_vacate_stop(h);
 }
 
+/* When cls is the class of the page being vacated: stops vacating and refills from the blocks it held
+ * (and the class's other free blocks) without growing. NULL otherwise, or if that finds nothing. */
+static void *hk_vacate_unheld(hk_heap_t *h, unsigned cls) {
+    if (h->vacate == NULL || h->vacate->cls != cls) return NULL;
+    hk_vacate_stop(h);
+    return hk_refill(h, cls, 1);
+}
+
 void *hk_tcache_refill(unsigned cls, int exact) {
     hk_heap_t *h = &hk_tls_heap;
     if (HAK_UNLIKELY(h->state != HK_HEAP_ACTIVE)) hk_heap_init(h);
@@ -1063,10 +1072,7 @@ void *hk_tcache_refill(unsigned cls, int exact) {
         if (HAK_UNLIKELY(hk_owed(h) != 0) && h->refills - h->repay_at >= HK_REPAY_EVERY) hk_heap_repay(h);
         if (HAK_UNLIKELY(h->vacate != NULL) && hk_owed(h) == 0) hk_vacate_stop(h); /* repaid otherwise */
         void *b = hk_refill(h, cls, 1);
-        if (b == NULL && h->vacate != NULL && h->vacate->cls == cls) { /* the page's blocks, rather than others */
-            hk_vacate_stop(h);
-            b = hk_refill(h, cls, 1);
-        }
+        if (b == NULL) b = hk_vacate_unheld(h, cls); /* the page's blocks, rather than others' */
         if (b != NULL) {
             if (h->debt[cls] > 0) h->debt[cls]--;
             return b;
@@ -1110,9 +1116,8 @@ void *hk_tcache_refill(unsigned cls, int exact) {
     }
     /* The class grows: the page it is vacating and its holes first (their pages are resident, or become
      * resident again instead of new ones). */
-    if (HAK_UNLIKELY(h->vacate != NULL) && h->vacate->cls == cls) {
-        hk_vacate_stop(h);
-        void *b = hk_refill(h, cls, 1);
+    if (HAK_UNLIKELY(h->vacate != NULL)) {
+        void *b = hk_vacate_unheld(h, cls);
         if (b != NULL) return b;
     }
     if (HAK_UNLIKELY(h->holed[cls] != NULL)) hk_slab_unpunch(h, h->holed[cls]);
