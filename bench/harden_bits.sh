@@ -7,8 +7,9 @@
 # build/harden-bits/<mask>; a check that needs another is built with it: VALIDATE and UAF need
 # DFREE), then runs tiny_hot, random_mixed and prodcons with each library preloaded, interleaved
 # with release, and prints the median of each and its time ratio to release. The bits are those of
-# src/hardened/harden.h. Like bench/run.sh it reports and never judges: the exit status is non-zero
-# only when a build or a run failed.
+# src/hardened/harden.h. With valgrind installed it also counts the instructions of a tiny_hot
+# malloc/free pair under each library (callgrind). Like bench/run.sh it reports and never judges:
+# the exit status is non-zero only when a build or a run failed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,7 +70,28 @@ for ((rep = 1; rep <= RUNS; rep++)); do
   echo "  run $rep/$RUNS done"
 done
 
-python3 - "$CSV" <<'EOF'
+# Instructions per tiny_hot malloc/free pair, counted by callgrind (deterministic, unlike the
+# timings: tiny_hot is bound by the instructions it runs, so their ratio is close to its time
+# ratio): the count of a run of 2R rounds less that of R rounds, over 3R pairs.
+INS=$OUT/instructions.csv
+echo "check,per_pair" > "$INS"
+if command -v valgrind >/dev/null 2>&1; then
+  count() { # lib rounds
+    valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=/dev/null \
+      env LD_PRELOAD="$1" "$OUT"/tiny_hot --bench --rounds "$2" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p' | tail -n 1
+  }
+  R=100000
+  for ((k = 0; k < NL; k++)); do
+    set -- ${LIBS[$k]}
+    a=$(count "$2" $R) b=$(count "$2" $((2 * R)))
+    [ -n "$a" ] && [ -n "$b" ] || { echo "harden_bits.sh: callgrind failed with check $1" >&2; exit 1; }
+    echo "$1,$(( (b - a) / (3 * R) ))" >> "$INS"
+  done
+else
+  echo "== instruction counts skipped: valgrind is not installed (apt-get install -y valgrind)"
+fi
+
+python3 - "$CSV" "$INS" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 wls, checks, vals = [], [], {}
@@ -78,14 +100,18 @@ for r in rows:
     if r["check"] not in checks: checks.append(r["check"])
     vals.setdefault((r["workload"], r["check"]), []).append(float(r["value"]))
 lower = {"tiny_hot"}  # ns per pair; the others are M ops/s
-print("| check | " + " | ".join("%s (time vs release)" % w for w in wls) + " |")
-print("|---|" + "---|" * len(wls))
+ins = {r["check"]: int(r["per_pair"]) for r in csv.DictReader(open(sys.argv[2]))}
+icol = " tiny_hot instructions per pair (vs release) |" if ins else ""
+print("| check | " + " | ".join("%s (time vs release)" % w for w in wls) + " |" + icol)
+print("|---|" + "---|" * len(wls) + ("---|" if ins else ""))
 for c in checks:
     cells = []
     for w in wls:
         m, base = statistics.median(vals[(w, c)]), statistics.median(vals[(w, "release")])
         ratio = m / base if w in lower else base / m
         cells.append("%.2f (%.2fx)" % (m, ratio))
+    if ins:
+        cells.append("%d (%.2fx)" % (ins[c], ins[c] / ins["release"]))
     print("| %s | %s |" % (c, " | ".join(cells)))
 print("\nmedians of %d interleaved runs; tiny_hot in ns per malloc/free pair, the others in M ops/s" %
       (len(rows) // (len(wls) * len(checks))))

@@ -15,7 +15,10 @@
  * memory, so RSS growth up to that much is the workload's, not the allocator's. RSS counts the
  * pages of the program's and the libraries' code it has run so far too (file-backed pages: a code
  * path first taken late in the run, such as printing a wider number, adds a page); the anonymous
- * part alone (anon_drift_kb: heap, stacks, bss) is printed beside it. --max-drift-pct
+ * part alone (anon_drift_kb: heap, stacks, bss) is printed beside it. The drift compares one
+ * sample with one: an RSS that swings in a band reports where the last sample fell. trend_kb
+ * compares windows instead: the median of the last tenth of the samples against the median of as
+ * many samples from the early one on (anon_trend_kb: the anonymous part). --max-drift-pct
  * makes a drift above that a failure; by default drift is reported, not judged. All blocks are
  * stamped and checked as in random_mixed.
  */
@@ -76,6 +79,20 @@ static void *sk_thread(void *arg)
     }
     hs_mixed_destroy(&m);
     return NULL;
+}
+
+/* The median of v[0..n) (n > 0), through scratch (the harness's own memory: no allocation). */
+static long sk_median(const long *v, size_t n, long *scratch)
+{
+    memcpy(scratch, v, n * sizeof *v);
+    for (size_t i = 1; i < n; i++) { /* insertion sort: windows are a tenth of the samples */
+        long x = scratch[i];
+        size_t j = i;
+        for (; j > 0 && scratch[j - 1] > x; j--)
+            scratch[j] = scratch[j - 1];
+        scratch[j] = x;
+    }
+    return n % 2 ? scratch[n / 2] : (scratch[n / 2 - 1] + scratch[n / 2]) / 2;
 }
 
 static void sk_sleep(double s)
@@ -197,19 +214,26 @@ int main(int argc, char **argv)
         var += (rate[i] - mean) * (rate[i] - mean);
     double cv = ns > 1 && mean > 0 ? sqrt(var / (double)(ns - 1)) / mean : 0.0;
     long drift = rss[ns - 1] - rss[early];
+    /* Windows of a tenth of the samples: from the early sample on, and the last ones. */
+    static long scratch[SK_MAX_SAMPLES];
+    size_t win = ns / 10 > 0 ? ns / 10 : 1;
+    size_t early_win = early + win <= ns ? win : ns - early;
+    long trend = sk_median(rss + ns - win, win, scratch) - sk_median(rss + early, early_win, scratch);
+    long anon_trend = sk_median(anon + ns - win, win, scratch) - sk_median(anon + early, early_win, scratch);
     double drift_pct = rss[early] > 0 ? 100.0 * (double)drift / (double)rss[early] : 0.0;
     if (hs_peak_rss_kb() > peak)
         peak = hs_peak_rss_kb();
 
-    char extra[512];
+    char extra[640];
     snprintf(extra, sizeof extra,
              " variant=%s ws=%llu min=%llu max=%llu samples=%zu peak_sampled_kb=%ld early_rss_kb=%ld "
              "final_rss_kb=%ld drift_kb=%ld drift_pct=%.1f cv=%.3f rss_after_free_kb=%ld early_hw_kb=%ld "
-             "final_hw_kb=%ld hw_growth_kb=%ld early_anon_kb=%ld final_anon_kb=%ld anon_drift_kb=%ld",
+             "final_hw_kb=%ld hw_growth_kb=%ld early_anon_kb=%ld final_anon_kb=%ld anon_drift_kb=%ld "
+             "trend_kb=%ld anon_trend_kb=%ld",
              sk_variant, (unsigned long long)sk_ws, (unsigned long long)sk_min,
              (unsigned long long)sk_max, ns, peak, rss[early], rss[ns - 1], drift, drift_pct, cv,
              rss_end, hw[early], hw[ns - 1], hw[ns - 1] - hw[early], anon[early], anon[ns - 1],
-             anon[ns - 1] - anon[early]);
+             anon[ns - 1] - anon[early], trend, anon_trend);
     if (sk_max_drift_pct > 0 && drift_pct > sk_max_drift_pct)
         hs_fatal("RSS drift %.1f%% (%ld KiB -> %ld KiB) exceeds --max-drift-pct %.1f", drift_pct,
                  rss[early], rss[ns - 1], sk_max_drift_pct);
